@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kv.h - libkv: page fixed-size KV-cache blocks between an inference engine's
+ * cache and cheaper tiers (pinned host pool, local disk, remote memory servers).
+ *
+ * Conventions (liburing's):
+ *  - every function that can fail returns 0 (or a count) on success and a
+ *    negative errno on failure; kv_strerror() turns it into text;
+ *  - objects are opaque; constructors fill an out-parameter;
+ *  - any thread may call any function on the same struct kv; each submitted
+ *    request produces exactly one completion.
+ *
+ * A block is [layers][planes][block_tokens][kv_heads][head_dim] elements of
+ * dtype (the canonical layout; planes is 2 for K,V or 1 for an MLA latent).
+ * It is named by a chained XXH3-128 hash of its tokens (kv_hash_chain()).
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KV_VERSION_MAJOR 0
+#define KV_VERSION_MINOR 1
+
+/* ---------------------------------------------------------------- identity */
+
+/* A 128-bit block name. Compare with kv_hash_eq(); {0,0} is never produced. */
+typedef struct kv_hash {
+	uint64_t lo;
+	uint64_t hi;
+} kv_hash;
+
+static inline int kv_hash_eq(kv_hash a, kv_hash b)
+{
+	return a.lo == b.lo && a.hi == b.hi;
+}
+
+/*
+ * Root of a namespace's hash chain: XXH3-128 of the namespace bytes (model
+ * name, dtype, layout, tensor-parallel rank, user salt: any byte string the
+ * caller builds) under a fixed seed. Different namespaces give different
+ * roots, so they never share a block. Returns the root.
+ */
+kv_hash kv_hash_root(const void *ns, size_t len);
+
+/*
+ * Name the full blocks of a token sequence: h[i] = XXH3_128(h[i-1] || tokens
+ * of block i), h[-1] = parent, where h[i-1] is serialised in XXH128's
+ * canonical (big-endian) form and tokens as little-endian uint32. Only full
+ * blocks are named: a trailing partial block is ignored. out must hold
+ * ntokens / block_tokens entries. Returns the number of hashes written (0 if
+ * tokens, out or block_tokens is 0/NULL).
+ */
+size_t kv_hash_chain(kv_hash parent, const uint32_t *tokens, size_t ntokens,
+		     uint32_t block_tokens, kv_hash *out);
+
+/* ---------------------------------------------------------------- geometry */
+
+enum kv_dtype {
+	KV_DTYPE_FP16 = 1,
+	KV_DTYPE_BF16 = 2,
+	KV_DTYPE_FP32 = 3,
+	KV_DTYPE_FP8_E4M3 = 4,
+	KV_DTYPE_FP8_E5M2 = 5,
+	KV_DTYPE_INT8 = 6,
+};
+
+/* Shape of one canonical block. */
+struct kv_geometry {
+	uint32_t layers;       /* transformer layers in a block */
+	uint32_t planes;       /* 2: K and V; 1: MLA latent */
+	uint32_t block_tokens; /* tokens per block */
+	uint32_t kv_heads;     /* KV heads (1 for MLA) */
+	uint32_t head_dim;     /* elements per head (latent dim for MLA) */
+	uint32_t dtype;        /* enum kv_dtype */
+};
+
+/* Bytes of one element of dtype, or 0 for an unknown dtype. */
+size_t kv_dtype_size(uint32_t dtype);
+
+/*
+ * Check a geometry: every field non-zero, planes 1 or 2, a known dtype, and a
+ * block size that fits in 1 GiB without overflow. Returns 0 or -EINVAL.
+ */
+int kv_geometry_check(const struct kv_geometry *g);
+
+/* Bytes of one canonical block, or 0 if kv_geometry_check() fails. */
+size_t kv_geometry_block_bytes(const struct kv_geometry *g);
+
+/* ---------------------------------------------------------------- engine cache */
+
+enum kv_mem {
+	KV_MEM_HOST = 1, /* engine cache in host memory: CPU pack/unpack */
+	KV_MEM_CUDA = 2, /* engine cache in CUDA device memory */
+};
+
+/*
+ * Engine layouts, per layer (each layer has its own base pointer). P is the
+ * bytes of one plane of one engine block: block_tokens*kv_heads*head_dim*esize.
+ *   VLLM_NHD       [2][num_blocks][block_tokens][kv_heads][head_dim]
+ *                  default plane_stride = num_blocks*P, block_stride = P
+ *   VLLM_HND       [2][num_blocks][kv_heads][block_tokens][head_dim]
+ *                  default plane_stride = num_blocks*P, block_stride = P
+ *   FLASHINFER_NHD [num_blocks][2][block_tokens][kv_heads][head_dim]
+ *                  default plane_stride = P, block_stride = 2*P
+ *   MLA            [num_blocks][block_tokens][latent_dim] (planes = 1,
+ *                  kv_heads = 1, head_dim = latent_dim); block_stride = P
+ */
+enum kv_layout {
+	KV_LAYOUT_VLLM_NHD = 1,
+	KV_LAYOUT_VLLM_HND = 2,
+	KV_LAYOUT_FLASHINFER_NHD = 3,
+	KV_LAYOUT_MLA = 4,
+};
+
+/* Where and how the engine keeps its KV cache. Copied by kv_attach(). */
+struct kv_engine_cache {
+	uint32_t mem;          /* enum kv_mem */
+	uint32_t layout;       /* enum kv_layout */
+	int32_t device;        /* CUDA device ordinal (KV_MEM_CUDA) */
+	uint32_t num_blocks;   /* engine blocks per layer */
+	void *const *layers;   /* geometry.layers base pointers */
+	size_t block_stride;   /* bytes between engine blocks; 0: layout default */
+	size_t plane_stride;   /* bytes between K and V planes; 0: layout default */
+	/*
+	 * KV_MEM_CUDA only: the engine's compute stream (cudaStream_t). At
+	 * kv_store() time libkv records an event on it and its own copy stream
+	 * waits for that event, so a store never reads KV the engine has not
+	 * finished writing. kv_load() completions are delivered only after
+	 * the unpack has finished on the device. NULL: legacy default stream.
+	 */
+	void *cuda_stream;
+};
+
+/* ---------------------------------------------------------------- library */
+
+enum kv_flags {
+	KV_F_REQUIRE_PINNED = 1u << 0, /* fail kv_open if the pool can't be pinned */
+	KV_F_REQUIRE_KVMEM = 1u << 1,  /* fail kv_open if /dev/kvmem is unusable */
+	KV_F_NO_KVMEM = 1u << 2,       /* never use /dev/kvmem */
+	KV_F_VERIFY_HOST = 1u << 3,    /* verify checksums on host-tier loads too */
+	KV_F_DISK_NO_URING = 1u << 4,  /* disk tier: force the thread-pool path */
+	KV_F_DISK_REFORMAT = 1u << 5,  /* disk tier: reformat a foreign/mismatched file */
+	KV_F_QUIET = 1u << 6,          /* no warnings on stderr */
+};
+
+struct kv_config {
+	struct kv_geometry geometry;
+	size_t host_bytes;        /* host pool size (rounded down to whole blocks) */
+	const char *disk_path;    /* disk tier file or device; NULL: no disk tier */
+	size_t disk_bytes;        /* disk tier size */
+	const char *peers;        /* "host:port,host:port" memory servers; NULL: none */
+	uint32_t flags;           /* enum kv_flags */
+	uint32_t queue_depth;     /* max requests in flight; 0: 256 */
+	uint32_t workers;         /* copy/checksum threads; 0: one per core, max 8 */
+	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers */
+};
+
+struct kv;
+
+/*
+ * Create a cache instance: validate cfg, allocate the host pool, start the
+ * workers. Returns 0 and sets *out, or -EINVAL (bad config), -ENOMEM, -EPERM
+ * (KV_F_REQUIRE_PINNED and the memlock limit is too low), -ENODEV
+ * (KV_F_REQUIRE_KVMEM and no module).
+ */
+int kv_open(const struct kv_config *cfg, struct kv **out);
+
+/*
+ * Wait for every submitted request to complete, then free everything.
+ * Undelivered completions are dropped. kv may be NULL.
+ */
+void kv_close(struct kv *kv);
+
+/*
+ * Describe the engine's KV cache. Must be called before kv_store/kv_load and
+ * may be called again only with no request in flight. Returns 0, -EINVAL
+ * (bad description, layout/planes mismatch), -EBUSY (requests in flight),
+ * -EOPNOTSUPP (KV_MEM_CUDA without a usable CUDA backend).
+ */
+int kv_attach(struct kv *kv, const struct kv_engine_cache *ec);
+
+enum kv_tier {
+	KV_TIER_NONE = 0,
+	KV_TIER_HOST = 1,
+	KV_TIER_DISK = 2,
+	KV_TIER_REMOTE = 3,
+};
+
+/*
+ * How many leading hashes of h[0..n) are present in some tier; tier_out (may
+ * be NULL, else n entries) gets each one's best tier, KV_TIER_NONE from the
+ * first absent one on. Returns the count (>= 0) or -EINVAL.
+ */
+int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out);
+
+/*
+ * Queue a store of engine blocks engine_blocks[i] under names h[i]. The
+ * engine blocks are read (packed) before the completion is posted; they must
+ * not change until then. A hash already present completes without copying.
+ * Returns 0 once queued, -EINVAL (NULL, n == 0, block id out of range, not
+ * attached), -EAGAIN (queue_depth requests already in flight).
+ */
+int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
+	     size_t n, uint64_t user_data);
+
+/*
+ * Queue a load of blocks h[i] into engine blocks engine_blocks[i], in order.
+ * Loading stops at the first block that is absent or fails verification:
+ * the completion's res is then the count of leading blocks loaded and its
+ * err is -ENOENT (absent) or -EBADMSG (checksum mismatch, treated as absent).
+ * Engine blocks from res on are left untouched. Returns like kv_store().
+ */
+int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
+	    size_t n, uint64_t user_data);
+
+enum kv_comp_flags {
+	KV_COMP_STORE = 1u << 0,
+	KV_COMP_LOAD = 1u << 1,
+};
+
+struct kv_completion {
+	uint64_t user_data; /* as given at submission */
+	int32_t res;        /* leading blocks done (>= 0), or -errno if none done
+			       and the cause was an error other than a miss */
+	int32_t err;        /* why it stopped before n: 0 (all done), -ENOENT,
+			       -EBADMSG, -ENOSPC, -EIO, ... */
+	uint32_t n;         /* blocks requested */
+	uint32_t flags;     /* enum kv_comp_flags */
+};
+
+/*
+ * Take up to max finished completions without blocking. Returns how many
+ * were written to c (0 if none), or -EINVAL.
+ */
+int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max);
+
+/*
+ * Like kv_poll() but wait up to timeout_ms (-1: forever) for at least one.
+ * Returns the count (> 0), 0 on timeout, or -EINVAL.
+ */
+int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms);
+
+/*
+ * An eventfd that is readable while completions are waiting (for engines
+ * with an event loop). Owned by kv; do not close it. Returns the fd.
+ */
+int kv_event_fd(struct kv *kv);
+
+/* Requests submitted and not yet taken by kv_poll/kv_wait. */
+unsigned kv_inflight(struct kv *kv);
+
+struct kv_tier_stats {
+	uint64_t blocks;      /* blocks held now */
+	uint64_t capacity;    /* blocks it can hold */
+	uint64_t hits;        /* blocks loaded from this tier */
+	uint64_t misses;      /* lookups/loads that found nothing here */
+	uint64_t evictions;   /* blocks evicted from this tier */
+	uint64_t bytes_in;    /* bytes written into this tier */
+	uint64_t bytes_out;   /* bytes read out of this tier */
+	uint64_t failures;    /* I/O errors, no space, ... */
+	uint64_t verify_failures; /* copies rejected by their checksum */
+};
+
+enum kv_provider {
+	KV_PROVIDER_NONE = 0,
+	KV_PROVIDER_MMAP = 1,   /* anonymous mmap (+mlock) */
+	KV_PROVIDER_KVMEM = 2,  /* /dev/kvmem region */
+};
+
+struct kv_stats {
+	struct kv_tier_stats tier[4];  /* indexed by enum kv_tier; [0] unused */
+	uint64_t stores;         /* store requests completed */
+	uint64_t loads;          /* load requests completed */
+	uint64_t store_dedup;    /* blocks stored that were already present */
+	uint64_t rejected;       /* submissions refused (-EINVAL, -EAGAIN) */
+	uint32_t host_provider;  /* enum kv_provider of the host pool */
+	uint32_t host_pinned;    /* 1 if the host pool is pinned */
+	uint64_t host_huge_bytes; /* bytes of the host pool in huge pages (if known) */
+};
+
+/* Snapshot the counters. Returns 0 or -EINVAL. */
+int kv_stats(struct kv *kv, struct kv_stats *st);
+
+/* Text for a negative errno (or 0). Never NULL. */
+const char *kv_strerror(int err);
+
+/* Name of a tier ("host", ...) or "none". Never NULL. */
+const char *kv_tier_name(int tier);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KV_H */

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kv.c - the struct kv lifecycle, submission and completion delivery.
+ *
+ * Requests are copied into a bounded FIFO (queue_depth in flight, counting
+ * those whose completion has not been reaped, so the completion ring can
+ * never overflow) and run by a small pool of worker threads (xfer.c). Each
+ * posts exactly one completion into the ring; an eventfd is readable while
+ * the ring is non-empty.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define KV_DEFAULT_DEPTH 256
+#define KV_MAX_DEPTH 65536
+#define KV_MAX_WORKERS 8
+
+static void *worker_main(void *arg)
+{
+	struct kv *kv = arg;
+
+	for (;;) {
+		struct kv_completion c = { 0 };
+		struct kv_req *r;
+		uint64_t one = 1;
+
+		pthread_mutex_lock(&kv->qlock);
+		while (!kv->qhead && !kv->stopping)
+			pthread_cond_wait(&kv->qcond, &kv->qlock);
+		r = kv->qhead;
+		if (r) {
+			kv->qhead = r->next;
+			if (!kv->qhead)
+				kv->qtail = NULL;
+		}
+		pthread_mutex_unlock(&kv->qlock);
+		if (!r)
+			break; /* stopping and drained */
+
+		kv_xfer_run(kv, r, &c);
+
+		pthread_mutex_lock(&kv->lock);
+		if (r->op == KV_COMP_STORE)
+			kv->st.stores++;
+		else
+			kv->st.loads++;
+		pthread_mutex_unlock(&kv->lock);
+		free(r);
+
+		pthread_mutex_lock(&kv->clock);
+		kv->ring[(kv->rhead + kv->rcount) % kv->rsize] = c;
+		kv->rcount++;
+		if (write(kv->efd, &one, sizeof(one)) < 0) {
+			/* Counter saturation is impossible at these depths. */
+		}
+		pthread_cond_broadcast(&kv->ccond);
+		pthread_mutex_unlock(&kv->clock);
+	}
+	return NULL;
+}
+
+static unsigned default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	return n > KV_MAX_WORKERS ? KV_MAX_WORKERS : (unsigned)n;
+}
+
+static int config_check(const struct kv_config *cfg)
+{
+	const uint32_t known = KV_F_REQUIRE_PINNED | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM |
+			       KV_F_VERIFY_HOST | KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT |
+			       KV_F_QUIET;
+
+	if (!cfg || kv_geometry_check(&cfg->geometry) || !cfg->host_bytes)
+		return -EINVAL;
+	if (cfg->flags & ~known)
+		return -EINVAL;
+	if ((cfg->flags & KV_F_REQUIRE_KVMEM) && (cfg->flags & KV_F_NO_KVMEM))
+		return -EINVAL;
+	if (cfg->queue_depth > KV_MAX_DEPTH || cfg->workers > KV_MAX_WORKERS)
+		return -EINVAL;
+	return 0;
+}
+
+KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
+{
+	struct kv *kv;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	ret = config_check(cfg);
+	if (ret)
+		return ret;
+	kv = calloc(1, sizeof(*kv));
+	if (!kv)
+		return -ENOMEM;
+	kv->cfg = *cfg;
+	kv->cfg.disk_path = NULL; /* not owned; tiers that use them copy them */
+	kv->cfg.peers = NULL;
+	kv->cfg.queue_depth = cfg->queue_depth ? cfg->queue_depth : KV_DEFAULT_DEPTH;
+	kv->cfg.workers = cfg->workers ? cfg->workers : default_workers();
+	kv->block_bytes = kv_geometry_block_bytes(&cfg->geometry);
+	kv->efd = -1;
+	pthread_mutex_init(&kv->lock, NULL);
+	pthread_mutex_init(&kv->qlock, NULL);
+	pthread_mutex_init(&kv->clock, NULL);
+	pthread_cond_init(&kv->qcond, NULL);
+	pthread_cond_init(&kv->ccond, NULL);
+
+	if (cfg->disk_path || cfg->peers) {
+		ret = -EOPNOTSUPP; /* disk and remote tiers are not built yet */
+		goto err_free;
+	}
+	ret = kv_pool_init(&kv->pool, cfg->host_bytes, kv->block_bytes, cfg->flags);
+	if (ret)
+		goto err_free;
+	/* Entries: one per slot, plus blocks whose copy is being dropped under readers. */
+	ret = kv_index_init(&kv->ix, (size_t)kv->pool.nslots + KV_CHUNK * kv->cfg.workers);
+	if (ret)
+		goto err_pool;
+	kv->st.tier[KV_TIER_HOST].capacity = kv->pool.nslots;
+	kv->st.host_provider = kv->pool.region.provider;
+	kv->st.host_pinned = kv->pool.region.pinned;
+	kv->st.host_huge_bytes = kv->pool.region.huge_bytes;
+
+	kv->rsize = kv->cfg.queue_depth;
+	kv->ring = calloc(kv->rsize, sizeof(*kv->ring));
+	kv->workers = calloc(kv->cfg.workers, sizeof(*kv->workers));
+	if (!kv->ring || !kv->workers) {
+		ret = -ENOMEM;
+		goto err_index;
+	}
+	kv->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (kv->efd < 0) {
+		ret = -errno;
+		goto err_index;
+	}
+	for (kv->nworkers = 0; kv->nworkers < kv->cfg.workers; kv->nworkers++) {
+		ret = -pthread_create(&kv->workers[kv->nworkers], NULL, worker_main, kv);
+		if (ret)
+			goto err_threads;
+	}
+	*out = kv;
+	return 0;
+
+err_threads:
+	kv_close(kv);
+	return ret;
+err_index:
+	if (kv->efd >= 0)
+		close(kv->efd);
+	free(kv->ring);
+	free(kv->workers);
+	kv_index_destroy(&kv->ix);
+err_pool:
+	kv_pool_destroy(&kv->pool);
+err_free:
+	free(kv);
+	return ret;
+}
+
+KV_EXPORT void kv_close(struct kv *kv)
+{
+	if (!kv)
+		return;
+	pthread_mutex_lock(&kv->qlock);
+	kv->stopping = true;
+	pthread_cond_broadcast(&kv->qcond);
+	pthread_mutex_unlock(&kv->qlock);
+	for (unsigned i = 0; i < kv->nworkers; i++)
+		pthread_join(kv->workers[i], NULL);
+	if (kv->attached)
+		kv->be.destroy(kv->be.ctx);
+	free(kv->layers);
+	close(kv->efd);
+	free(kv->ring);
+	free(kv->workers);
+	kv_index_destroy(&kv->ix);
+	kv_pool_destroy(&kv->pool);
+	pthread_mutex_destroy(&kv->lock);
+	pthread_mutex_destroy(&kv->qlock);
+	pthread_mutex_destroy(&kv->clock);
+	pthread_cond_destroy(&kv->qcond);
+	pthread_cond_destroy(&kv->ccond);
+	free(kv);
+}
+
+KV_EXPORT int kv_attach(struct kv *kv, const struct kv_engine_cache *ec)
+{
+	struct kv_engine_cache copy;
+	struct kv_pack_layout pl;
+	struct kv_backend be;
+	void **layers;
+	uint32_t nl;
+	int ret;
+
+	if (!kv || !ec || !ec->layers)
+		return -EINVAL;
+	if (ec->mem != KV_MEM_HOST && ec->mem != KV_MEM_CUDA)
+		return -EINVAL;
+	if (atomic_load(&kv->inflight))
+		return -EBUSY;
+	nl = kv->cfg.geometry.layers;
+	layers = malloc(nl * sizeof(*layers));
+	if (!layers)
+		return -ENOMEM;
+	memcpy(layers, ec->layers, nl * sizeof(*layers));
+	copy = *ec;
+	copy.layers = layers;
+	ret = kv_pack_layout_init(&pl, &kv->cfg.geometry, &copy);
+	if (ret)
+		goto err_free;
+	if (ec->mem == KV_MEM_HOST)
+		ret = kv_backend_cpu_create(&pl, &be);
+	else
+		ret = kv_backend_cuda_create(&pl, &copy, kv->pool.region.addr,
+					     kv->pool.region.len, &be);
+	if (ret)
+		goto err_free;
+	if (kv->attached)
+		kv->be.destroy(kv->be.ctx);
+	free(kv->layers);
+	kv->layers = layers;
+	kv->pl = pl;
+	kv->be = be;
+	kv->attached = true;
+	return 0;
+
+err_free:
+	free(layers);
+	return ret;
+}
+
+KV_EXPORT int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out)
+{
+	size_t found = 0;
+
+	if (!kv || !h || n > INT32_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	for (; found < n; found++) {
+		struct kv_entry *e = kv_index_find(&kv->ix, h[found]);
+		int t = e ? kv_entry_best_tier(e) : KV_TIER_NONE;
+
+		if (t == KV_TIER_NONE)
+			break;
+		if (tier_out)
+			tier_out[found] = (uint8_t)t;
+	}
+	pthread_mutex_unlock(&kv->lock);
+	if (tier_out)
+		memset(tier_out + found, KV_TIER_NONE, n - found);
+	return (int)found;
+}
+
+static void count_rejected(struct kv *kv)
+{
+	pthread_mutex_lock(&kv->lock);
+	kv->st.rejected++;
+	pthread_mutex_unlock(&kv->lock);
+}
+
+static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
+		  const uint32_t *blocks, size_t n, uint64_t user_data)
+{
+	struct kv_req *r;
+	unsigned cur;
+	int ret;
+
+	if (!kv)
+		return -EINVAL;
+	if (!h || !blocks || !n || n > INT32_MAX || !kv->attached) {
+		count_rejected(kv);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (blocks[i] >= kv->pl.num_blocks) {
+			count_rejected(kv);
+			return -EINVAL;
+		}
+	/* Reserve a place in flight (and so in the completion ring). */
+	cur = atomic_load(&kv->inflight);
+	do {
+		if (cur >= kv->cfg.queue_depth) {
+			count_rejected(kv);
+			return -EAGAIN;
+		}
+	} while (!atomic_compare_exchange_weak(&kv->inflight, &cur, cur + 1));
+
+	r = malloc(sizeof(*r) + n * (sizeof(kv_hash) + sizeof(uint32_t)));
+	if (!r) {
+		atomic_fetch_sub(&kv->inflight, 1);
+		return -ENOMEM;
+	}
+	r->next = NULL;
+	r->op = op;
+	r->n = (uint32_t)n;
+	r->user_data = user_data;
+	r->fence = NULL;
+	r->h = (kv_hash *)(r + 1);
+	r->blocks = (uint32_t *)(r->h + n);
+	memcpy(r->h, h, n * sizeof(kv_hash));
+	memcpy(r->blocks, blocks, n * sizeof(uint32_t));
+	if (op == KV_COMP_STORE) {
+		ret = kv->be.fence(kv->be.ctx, &r->fence);
+		if (ret) {
+			free(r);
+			atomic_fetch_sub(&kv->inflight, 1);
+			return ret;
+		}
+	}
+
+	pthread_mutex_lock(&kv->qlock);
+	if (kv->qtail)
+		kv->qtail->next = r;
+	else
+		kv->qhead = r;
+	kv->qtail = r;
+	pthread_cond_signal(&kv->qcond);
+	pthread_mutex_unlock(&kv->qlock);
+	return 0;
+}
+
+KV_EXPORT int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
+		       size_t n, uint64_t user_data)
+{
+	return submit(kv, KV_COMP_STORE, h, engine_blocks, n, user_data);
+}
+
+KV_EXPORT int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
+		      size_t n, uint64_t user_data)
+{
+	return submit(kv, KV_COMP_LOAD, h, engine_blocks, n, user_data);
+}
+
+/* Caller holds kv->clock. */
+static unsigned take(struct kv *kv, struct kv_completion *c, unsigned max)
+{
+	unsigned got = 0;
+	uint64_t v;
+
+	while (got < max && kv->rcount) {
+		c[got++] = kv->ring[kv->rhead];
+		kv->rhead = (kv->rhead + 1) % kv->rsize;
+		kv->rcount--;
+	}
+	if (!kv->rcount && read(kv->efd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: already zero. */
+	}
+	if (got)
+		atomic_fetch_sub(&kv->inflight, got);
+	return got;
+}
+
+KV_EXPORT int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max)
+{
+	unsigned got;
+
+	if (!kv || !c || !max)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->clock);
+	got = take(kv, c, max);
+	pthread_mutex_unlock(&kv->clock);
+	return (int)(got > INT32_MAX ? INT32_MAX : got);
+}
+
+KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms)
+{
+	struct timespec dl;
+	unsigned got;
+
+	if (!kv || !c || !max || timeout_ms < -1)
+		return -EINVAL;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&kv->clock);
+	while (!kv->rcount) {
+		int rc = timeout_ms < 0 ? pthread_cond_wait(&kv->ccond, &kv->clock)
+					: pthread_cond_timedwait(&kv->ccond, &kv->clock, &dl);
+		if (rc == ETIMEDOUT)
+			break;
+	}
+	got = take(kv, c, max);
+	pthread_mutex_unlock(&kv->clock);
+	return (int)got;
+}
+
+KV_EXPORT int kv_event_fd(struct kv *kv)
+{
+	return kv ? kv->efd : -EINVAL;
+}
+
+KV_EXPORT unsigned kv_inflight(struct kv *kv)
+{
+	return kv ? atomic_load(&kv->inflight) : 0;
+}
+
+KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
+{
+	if (!kv || !st)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	*st = kv->st;
+	pthread_mutex_unlock(&kv->lock);
+	return 0;
+}

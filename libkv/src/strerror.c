@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+/* strerror.c - text for libkv's negative errno values and tier names. */
+#include <errno.h>
+#include <string.h>
+
+#include "export.h"
+#include "kv.h"
+
+KV_EXPORT const char *kv_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -ENOENT:
+		return "block not present (miss)";
+	case -EBADMSG:
+		return "stored copy failed its checksum (treated as a miss)";
+	case -EAGAIN:
+		return "too many requests in flight; reap completions and retry";
+	case -ENOSPC:
+		return "no space: every block of the tier is in use";
+	case -EOPNOTSUPP:
+		return "not supported by this build or host";
+	case -ENODEV:
+		return "/dev/kvmem is not available (module not loaded?)";
+	}
+	if (err < 0)
+		return strerror(-err);
+	return "unknown error (positive value)";
+}
+
+KV_EXPORT const char *kv_tier_name(int tier)
+{
+	static const char *const names[] = { "none", "host", "disk", "remote" };
+
+	if (tier < 0 || tier > KV_TIER_REMOTE)
+		return "none";
+	return names[tier];
+}

@@ -1,0 +1,1219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cmd_replay.c - kvctl replay: a serving workload through the real library.
+ *
+ * Many conversations share a few long system prompts; chats resend their
+ * whole history each turn, agent loops append tool output, one-shot requests
+ * share only the system prompt. For every request, as an engine would:
+ *
+ *   hash the prompt (kv_hash_chain from the namespace root)
+ *   kv_lookup the cached prefix
+ *   kv_load the hits into engine blocks (engine cache in host memory)
+ *   "compute" the rest: fill the engine blocks with bytes derived from each
+ *     block's hash (util.c's pattern), so every later load is checked byte
+ *     for byte, whatever layout the engine uses
+ *   kv_store the computed blocks
+ *
+ * Several requests are in flight at once; a submission refused with -EAGAIN
+ * stays pending until completions have been reaped. A load that stops early
+ * with -ENOENT/-EBADMSG is a miss (the rest is recomputed); a loaded block
+ * whose bytes are wrong, or an engine block past the loaded count that was
+ * written anyway, is a verification failure (exit status 1).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kv.h"
+#include "kvctl.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------ options */
+
+struct replay_opts {
+	uint64_t requests;
+	uint64_t seed;
+	size_t host_bytes;
+	uint32_t layout;
+	struct kv_geometry g;
+	const char *disk;
+	size_t disk_bytes;
+	const char *peers;
+	uint64_t inflight;
+	uint64_t queue_depth;
+	uint64_t engine_blocks;
+	uint64_t max_tokens;
+	uint64_t conversations;
+	uint64_t system_prompts;
+	uint64_t workers;
+	bool reformat;
+	bool verify_host;
+	bool json;
+	bool quiet;
+};
+
+#define DEF_REQUESTS 1000
+#define DEF_SEED 1
+#define DEF_HOST_BYTES (192ull << 20)
+#define DEF_LAYERS 8
+#define DEF_KV_HEADS 4
+#define DEF_HEAD_DIM 128
+#define DEF_MLA_DIM 576
+#define DEF_BLOCK_TOKENS 16
+#define DEF_DISK_BYTES (1ull << 30)
+#define DEF_INFLIGHT 8
+#define DEF_QUEUE_DEPTH 4
+#define DEF_MAX_TOKENS 4096
+#define DEF_CONVERSATIONS 12
+#define DEF_SYSTEM_PROMPTS 4
+
+static void replay_usage(FILE *f)
+{
+	fprintf(f,
+"Usage: kvctl replay [OPTIONS]\n"
+"Replay a serving workload (shared system prompts, multi-turn chats, agent\n"
+"loops) through libkv with the engine cache in host memory, verify every\n"
+"loaded block byte for byte, and report hits per tier and throughput.\n"
+"\n"
+"Workload:\n"
+"  -n, --requests N        requests to replay (default %d)\n"
+"  -s, --seed N            workload seed (default %d)\n"
+"      --conversations N   conversations live at once (default %d)\n"
+"      --system-prompts N  distinct system prompts (default %d)\n"
+"      --max-tokens N      longest prompt; a conversation ends there (default %d)\n"
+"      --inflight N        requests in flight at once (default %d)\n"
+"Geometry and engine cache:\n"
+"      --layout L          nhd (vLLM, default), hnd, flashinfer, mla\n"
+"      --layers N          layers (default %d)\n"
+"      --kv-heads N        KV heads (default %d; 1 for mla)\n"
+"      --head-dim N        head dim (default %d; %d for mla)\n"
+"      --block-tokens N    tokens per block (default %d)\n"
+"      --dtype T           fp16 (default), bf16, fp32, fp8, int8\n"
+"      --engine-blocks N   engine cache blocks (default: 4 x max-tokens/block-tokens)\n"
+"Library:\n"
+"      --host-bytes SIZE   host pool (default %llu MiB: small enough to evict)\n"
+"      --disk PATH         add a disk tier in PATH (default: none)\n"
+"      --disk-bytes SIZE   disk tier size (default %llu MiB)\n"
+"      --reformat          reformat a disk tier written for another namespace\n"
+"      --peers LIST        host:port,... memory servers (default: none)\n"
+"      --queue-depth N     library queue depth (default %d: small, so that\n"
+"                          -EAGAIN and reaping are exercised)\n"
+"      --workers N         library copy threads (default: library's choice)\n"
+"      --verify-host       check checksums on host-tier loads too\n"
+"Output:\n"
+"      --json              print the report as one JSON object\n"
+"  -q, --quiet             no progress line, no report (exit status only)\n"
+"  -h, --help              this text\n"
+"SIZE takes K, M, G suffixes (binary). Exit status: 0 ok, 1 verification\n"
+"failures or a library error, 2 usage error.\n",
+		DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
+		DEF_MAX_TOKENS, DEF_INFLIGHT, DEF_LAYERS, DEF_KV_HEADS, DEF_HEAD_DIM,
+		DEF_MLA_DIM, DEF_BLOCK_TOKENS, (unsigned long long)(DEF_HOST_BYTES >> 20),
+		(unsigned long long)(DEF_DISK_BYTES >> 20), DEF_QUEUE_DEPTH);
+}
+
+enum {
+	OPT_HOST_BYTES = 256, OPT_LAYOUT, OPT_BLOCK_TOKENS, OPT_LAYERS, OPT_DISK,
+	OPT_DISK_BYTES, OPT_PEERS, OPT_JSON, OPT_KV_HEADS, OPT_HEAD_DIM, OPT_DTYPE,
+	OPT_INFLIGHT, OPT_QUEUE_DEPTH, OPT_ENGINE_BLOCKS, OPT_MAX_TOKENS,
+	OPT_CONVERSATIONS, OPT_SYSTEM_PROMPTS, OPT_REFORMAT, OPT_VERIFY_HOST,
+	OPT_WORKERS,
+};
+
+static const struct option replay_longopts[] = {
+	{ "requests", required_argument, NULL, 'n' },
+	{ "seed", required_argument, NULL, 's' },
+	{ "host-bytes", required_argument, NULL, OPT_HOST_BYTES },
+	{ "layout", required_argument, NULL, OPT_LAYOUT },
+	{ "block-tokens", required_argument, NULL, OPT_BLOCK_TOKENS },
+	{ "layers", required_argument, NULL, OPT_LAYERS },
+	{ "kv-heads", required_argument, NULL, OPT_KV_HEADS },
+	{ "head-dim", required_argument, NULL, OPT_HEAD_DIM },
+	{ "dtype", required_argument, NULL, OPT_DTYPE },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "disk-bytes", required_argument, NULL, OPT_DISK_BYTES },
+	{ "reformat", no_argument, NULL, OPT_REFORMAT },
+	{ "peers", required_argument, NULL, OPT_PEERS },
+	{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "engine-blocks", required_argument, NULL, OPT_ENGINE_BLOCKS },
+	{ "max-tokens", required_argument, NULL, OPT_MAX_TOKENS },
+	{ "conversations", required_argument, NULL, OPT_CONVERSATIONS },
+	{ "system-prompts", required_argument, NULL, OPT_SYSTEM_PROMPTS },
+	{ "verify-host", no_argument, NULL, OPT_VERIFY_HOST },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int bad_value(const char *opt, const char *val, const char *want)
+{
+	fprintf(stderr, "kvctl: replay: invalid value '%s' for --%s (%s)\n", val, opt, want);
+	fprintf(stderr, "Try 'kvctl replay --help'.\n");
+	return 2;
+}
+
+static int parse_opts(int argc, char **argv, struct replay_opts *o)
+{
+	uint64_t v;
+	int c, idx = -1;
+	bool heads_set = false, dim_set = false;
+
+	memset(o, 0, sizeof(*o));
+	o->requests = DEF_REQUESTS;
+	o->seed = DEF_SEED;
+	o->host_bytes = DEF_HOST_BYTES;
+	o->layout = KV_LAYOUT_VLLM_NHD;
+	o->g.layers = DEF_LAYERS;
+	o->g.planes = 2;
+	o->g.block_tokens = DEF_BLOCK_TOKENS;
+	o->g.kv_heads = DEF_KV_HEADS;
+	o->g.head_dim = DEF_HEAD_DIM;
+	o->g.dtype = KV_DTYPE_FP16;
+	o->disk_bytes = DEF_DISK_BYTES;
+	o->inflight = DEF_INFLIGHT;
+	o->queue_depth = DEF_QUEUE_DEPTH;
+	o->max_tokens = DEF_MAX_TOKENS;
+	o->conversations = DEF_CONVERSATIONS;
+	o->system_prompts = DEF_SYSTEM_PROMPTS;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":n:s:qh", replay_longopts, &idx)) != -1) {
+		const char *name = idx >= 0 ? replay_longopts[idx].name : "?";
+
+		/* getopt_long leaves idx alone for short options: name them here. */
+		switch (c) {
+		case 'n': name = "requests"; break;
+		case 's': name = "seed"; break;
+		default: break;
+		}
+		switch (c) {
+		case 'n':
+			if (kvu_parse_u64(optarg, 1, 100000000, &o->requests))
+				return bad_value(name, optarg, "1..100000000");
+			break;
+		case 's':
+			if (kvu_parse_u64(optarg, 0, UINT64_MAX, &o->seed))
+				return bad_value(name, optarg, "an unsigned integer");
+			break;
+		case OPT_HOST_BYTES:
+			if (kvu_parse_size(optarg, &o->host_bytes) || !o->host_bytes)
+				return bad_value(name, optarg, "a size such as 256M");
+			break;
+		case OPT_LAYOUT:
+			o->layout = kvu_layout_parse(optarg);
+			if (!o->layout)
+				return bad_value(name, optarg, "nhd, hnd, flashinfer or mla");
+			break;
+		case OPT_BLOCK_TOKENS:
+			if (kvu_parse_u64(optarg, 1, 4096, &v))
+				return bad_value(name, optarg, "1..4096");
+			o->g.block_tokens = (uint32_t)v;
+			break;
+		case OPT_LAYERS:
+			if (kvu_parse_u64(optarg, 1, 1024, &v))
+				return bad_value(name, optarg, "1..1024");
+			o->g.layers = (uint32_t)v;
+			break;
+		case OPT_KV_HEADS:
+			if (kvu_parse_u64(optarg, 1, 1024, &v))
+				return bad_value(name, optarg, "1..1024");
+			o->g.kv_heads = (uint32_t)v;
+			heads_set = true;
+			break;
+		case OPT_HEAD_DIM:
+			if (kvu_parse_u64(optarg, 1, 65536, &v))
+				return bad_value(name, optarg, "1..65536");
+			o->g.head_dim = (uint32_t)v;
+			dim_set = true;
+			break;
+		case OPT_DTYPE:
+			o->g.dtype = kvu_dtype_parse(optarg);
+			if (!o->g.dtype)
+				return bad_value(name, optarg, "fp16, bf16, fp32, fp8, fp8_e5m2 or int8");
+			break;
+		case OPT_DISK:
+			if (!*optarg)
+				return bad_value(name, optarg, "a file or device path");
+			o->disk = optarg;
+			break;
+		case OPT_DISK_BYTES:
+			if (kvu_parse_size(optarg, &o->disk_bytes) || !o->disk_bytes)
+				return bad_value(name, optarg, "a size such as 1G");
+			break;
+		case OPT_REFORMAT:
+			o->reformat = true;
+			break;
+		case OPT_PEERS:
+			o->peers = *optarg ? optarg : NULL;
+			break;
+		case OPT_INFLIGHT:
+			if (kvu_parse_u64(optarg, 1, 1024, &o->inflight))
+				return bad_value(name, optarg, "1..1024");
+			break;
+		case OPT_QUEUE_DEPTH:
+			if (kvu_parse_u64(optarg, 1, 65536, &o->queue_depth))
+				return bad_value(name, optarg, "1..65536");
+			break;
+		case OPT_WORKERS:
+			if (kvu_parse_u64(optarg, 1, 256, &o->workers))
+				return bad_value(name, optarg, "1..256");
+			break;
+		case OPT_ENGINE_BLOCKS:
+			if (kvu_parse_u64(optarg, 1, 1u << 24, &o->engine_blocks))
+				return bad_value(name, optarg, "1..16777216");
+			break;
+		case OPT_MAX_TOKENS:
+			if (kvu_parse_u64(optarg, 1, 1u << 22, &o->max_tokens))
+				return bad_value(name, optarg, "1..4194304");
+			break;
+		case OPT_CONVERSATIONS:
+			if (kvu_parse_u64(optarg, 1, 100000, &o->conversations))
+				return bad_value(name, optarg, "1..100000");
+			break;
+		case OPT_SYSTEM_PROMPTS:
+			if (kvu_parse_u64(optarg, 1, 1000, &o->system_prompts))
+				return bad_value(name, optarg, "1..1000");
+			break;
+		case OPT_VERIFY_HOST:
+			o->verify_host = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			replay_usage(stdout);
+			return -1;
+		case ':':
+			fprintf(stderr, "kvctl: replay: option '%s' needs a value\n", argv[optind - 1]);
+			fprintf(stderr, "Try 'kvctl replay --help'.\n");
+			return 2;
+		default:
+			fprintf(stderr, "kvctl: replay: unknown option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "Try 'kvctl replay --help'.\n");
+			return 2;
+		}
+		idx = -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kvctl: replay: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "Try 'kvctl replay --help'.\n");
+		return 2;
+	}
+	if (o->layout == KV_LAYOUT_MLA) {
+		if (heads_set && o->g.kv_heads != 1) {
+			fprintf(stderr, "kvctl: replay: --layout mla needs --kv-heads 1\n");
+			return 2;
+		}
+		o->g.planes = 1;
+		o->g.kv_heads = 1;
+		if (!dim_set)
+			o->g.head_dim = DEF_MLA_DIM;
+	}
+	if (kv_geometry_check(&o->g)) {
+		fprintf(stderr, "kvctl: replay: invalid geometry (a block must fit in 1 GiB)\n");
+		return 2;
+	}
+	if (o->max_tokens < o->g.block_tokens) {
+		fprintf(stderr, "kvctl: replay: --max-tokens must be at least --block-tokens\n");
+		return 2;
+	}
+	if (!o->engine_blocks)
+		o->engine_blocks = 4 * (o->max_tokens / o->g.block_tokens);
+	if (o->engine_blocks < o->max_tokens / o->g.block_tokens) {
+		fprintf(stderr, "kvctl: replay: --engine-blocks %llu cannot hold one --max-tokens prompt (%llu blocks)\n",
+			(unsigned long long)o->engine_blocks,
+			(unsigned long long)(o->max_tokens / o->g.block_tokens));
+		return 2;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ workload */
+
+#define VOCAB 128000u
+
+struct tokbuf {
+	uint32_t *t;
+	size_t n, cap;
+};
+
+static int tok_reserve(struct tokbuf *b, size_t n)
+{
+	if (b->cap >= n)
+		return 0;
+	size_t cap = b->cap ? b->cap : 1024;
+
+	while (cap < n)
+		cap *= 2;
+	uint32_t *t = realloc(b->t, cap * sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	b->t = t;
+	b->cap = cap;
+	return 0;
+}
+
+static int tok_append_random(struct tokbuf *b, struct kvu_rng *r, size_t n)
+{
+	if (tok_reserve(b, b->n + n))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		b->t[b->n++] = (uint32_t)kvu_rng_below(r, VOCAB);
+	return 0;
+}
+
+static int tok_append(struct tokbuf *b, const uint32_t *t, size_t n)
+{
+	if (tok_reserve(b, b->n + n))
+		return -ENOMEM;
+	memcpy(b->t + b->n, t, n * sizeof(*t));
+	b->n += n;
+	return 0;
+}
+
+enum conv_kind { CONV_CHAT, CONV_AGENT, CONV_ONESHOT, CONV_KINDS };
+
+struct conv {
+	enum conv_kind kind;
+	struct kvu_rng rng;
+	struct tokbuf hist;    /* everything sent and generated so far */
+	size_t staged;         /* tokens of the next turn appended but not sent */
+	uint32_t turns_left;
+	bool busy;             /* a request of it is in flight */
+};
+
+struct workload {
+	struct kvu_rng rng;
+	struct tokbuf *sys;    /* system prompts */
+	uint32_t nsys;
+	struct conv *convs;
+	uint32_t nconv;
+	uint64_t max_tokens;
+	uint64_t started[CONV_KINDS];
+};
+
+/* Popularity of system prompt i ~ 1/(i+1). */
+static uint32_t pick_system(struct workload *w)
+{
+	double total = 0, x;
+
+	for (uint32_t i = 0; i < w->nsys; i++)
+		total += 1.0 / (i + 1);
+	x = kvu_rng_unit(&w->rng) * total;
+	for (uint32_t i = 0; i < w->nsys; i++) {
+		x -= 1.0 / (i + 1);
+		if (x < 0)
+			return i;
+	}
+	return w->nsys - 1;
+}
+
+static int conv_start(struct workload *w, struct conv *c)
+{
+	double k = kvu_rng_unit(&w->rng);
+	struct tokbuf *s = &w->sys[pick_system(w)];
+
+	c->rng.s = kvu_rng_next(&w->rng);
+	c->hist.n = 0;
+	c->staged = 0;
+	c->busy = false;
+	if (k < 0.6) {
+		c->kind = CONV_CHAT;
+		c->turns_left = (uint32_t)kvu_rng_range(&c->rng, 2, 10);
+	} else if (k < 0.85) {
+		c->kind = CONV_AGENT;
+		c->turns_left = (uint32_t)kvu_rng_range(&c->rng, 3, 16);
+	} else {
+		c->kind = CONV_ONESHOT;
+		c->turns_left = 1;
+	}
+	w->started[c->kind]++;
+	/* At most half the context, so every conversation has room for a turn. */
+	return tok_append(&c->hist, s->t, s->n < w->max_tokens / 2 ? s->n : w->max_tokens / 2);
+}
+
+/*
+ * Stage the next turn of c (the new user message, tool output or document)
+ * unless one is staged already. Returns 0, or -ENOSPC if the conversation
+ * would outgrow max_tokens (it ends), -ENOMEM.
+ */
+static int conv_stage(struct workload *w, struct conv *c)
+{
+	size_t n;
+
+	if (c->staged)
+		return 0;
+	switch (c->kind) {
+	case CONV_CHAT:
+		n = kvu_rng_range(&c->rng, 16, 256);
+		break;
+	case CONV_AGENT:
+		n = kvu_rng_range(&c->rng, 64, 1024);   /* tool output */
+		break;
+	default:
+		n = kvu_rng_range(&c->rng, 32, 1536);   /* question or document */
+		break;
+	}
+	if (c->hist.n >= w->max_tokens)
+		return -ENOSPC;
+	if (c->hist.n + n > w->max_tokens)
+		n = w->max_tokens - c->hist.n;
+	if (tok_append_random(&c->hist, &c->rng, n))
+		return -ENOMEM;
+	c->staged = n;
+	return 0;
+}
+
+/* The turn was answered: append the reply (generated, not yet cached). */
+static int conv_answered(struct workload *w, struct conv *c)
+{
+	size_t n = c->kind == CONV_AGENT ? kvu_rng_range(&c->rng, 16, 128) :
+					   kvu_rng_range(&c->rng, 32, 384);
+
+	c->staged = 0;
+	c->busy = false;
+	if (--c->turns_left == 0 || c->hist.n + n >= w->max_tokens)
+		return conv_start(w, c);
+	return tok_append_random(&c->hist, &c->rng, n);
+}
+
+static int workload_init(struct workload *w, const struct replay_opts *o)
+{
+	memset(w, 0, sizeof(*w));
+	w->rng.s = kvu_mix64(o->seed ^ 0x6b7663746c72706cull);
+	w->max_tokens = o->max_tokens;
+	w->nsys = (uint32_t)o->system_prompts;
+	w->nconv = (uint32_t)o->conversations;
+	w->sys = calloc(w->nsys, sizeof(*w->sys));
+	w->convs = calloc(w->nconv, sizeof(*w->convs));
+	if (!w->sys || !w->convs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < w->nsys; i++)
+		if (tok_append_random(&w->sys[i], &w->rng, kvu_rng_range(&w->rng, 384, 2048)))
+			return -ENOMEM;
+	for (uint32_t i = 0; i < w->nconv; i++)
+		if (conv_start(w, &w->convs[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+static void workload_free(struct workload *w)
+{
+	for (uint32_t i = 0; w->sys && i < w->nsys; i++)
+		free(w->sys[i].t);
+	for (uint32_t i = 0; w->convs && i < w->nconv; i++)
+		free(w->convs[i].hist.t);
+	free(w->sys);
+	free(w->convs);
+}
+
+/* ------------------------------------------------------------------ hash set */
+
+/* Every hash ever stored: what an unbounded cache would hold. */
+struct hset {
+	kv_hash *slot;
+	size_t cap, n;
+};
+
+static size_t hset_pos(const struct hset *s, kv_hash h)
+{
+	size_t i = (size_t)(h.lo ^ h.hi) & (s->cap - 1);
+
+	while ((s->slot[i].lo || s->slot[i].hi) && !kv_hash_eq(s->slot[i], h))
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+static bool hset_has(const struct hset *s, kv_hash h)
+{
+	size_t i;
+
+	if (!s->cap)
+		return false;
+	i = hset_pos(s, h);
+	return s->slot[i].lo || s->slot[i].hi;
+}
+
+static int hset_add(struct hset *s, kv_hash h)
+{
+	size_t i;
+
+	if ((s->n + 1) * 2 > s->cap) {
+		struct hset t = { .cap = s->cap ? s->cap * 2 : 4096 };
+
+		t.slot = calloc(t.cap, sizeof(*t.slot));
+		if (!t.slot)
+			return -ENOMEM;
+		for (size_t j = 0; j < s->cap; j++)
+			if (s->slot[j].lo || s->slot[j].hi) {
+				t.slot[hset_pos(&t, s->slot[j])] = s->slot[j];
+				t.n++;
+			}
+		free(s->slot);
+		*s = t;
+	}
+	i = hset_pos(s, h);
+	if (!s->slot[i].lo && !s->slot[i].hi) {
+		s->slot[i] = h;
+		s->n++;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+enum req_state { RQ_FREE, RQ_LOAD_PENDING, RQ_LOADING, RQ_STORE_PENDING, RQ_STORING };
+
+struct req {
+	enum req_state state;
+	struct conv *conv;
+	uint64_t id;
+	uint32_t ntok, nblk;
+	uint32_t hit;       /* kv_lookup's count */
+	uint32_t loaded;    /* blocks the load brought back */
+	bool computed;      /* blocks from loaded on hold their bytes */
+	kv_hash *h;
+	uint8_t *tier;
+	uint32_t *eb;       /* engine blocks, one per full block */
+	size_t cap;
+};
+
+struct counters {
+	uint64_t requests, prompt_tokens, full_blocks;
+	uint64_t lookup_blocks, lookup_tier[4];     /* leading blocks kv_lookup found */
+	uint64_t served_blocks, served_tier[4];     /* blocks actually loaded, by lookup tier */
+	uint64_t reusable_blocks;                   /* leading blocks ever stored */
+	uint64_t computed_blocks, stored_blocks;
+	uint64_t load_misses;                       /* loads cut short by -ENOENT/-EBADMSG */
+	uint64_t load_errors, store_errors;         /* other errors (not verification) */
+	uint64_t verified_blocks, verify_failures, canary_failures;
+	uint64_t loads, stores, eagain;
+	uint64_t bytes_loaded, bytes_stored;
+};
+
+struct replay {
+	const struct replay_opts *o;
+	struct kv *kv;
+	struct kvu_engine eng;
+	kv_hash root;
+	size_t block_bytes;
+	struct workload w;
+	struct hset seen;
+	struct req *reqs;
+	uint32_t nreq;
+	uint32_t *free_eb;
+	uint32_t nfree;
+	uint64_t issued, done, active;
+	struct counters c;
+	int fatal;
+};
+
+#define UD_STORE 1ull
+
+static uint64_t canary_of(const struct req *r, uint32_t i)
+{
+	return kvu_mix64((r->id << 20) ^ i ^ 0xca9a7ull);
+}
+
+/* Take a free conversation's next turn and start it. 0: started, 1: nothing to start. */
+static int req_start(struct replay *R, struct req *r)
+{
+	struct workload *w = &R->w;
+	struct conv *c = NULL;
+	uint32_t bt = R->o->g.block_tokens, start, nblk;
+	int ret;
+
+	/* A random idle conversation; its turn stays staged if it doesn't fit. */
+	start = (uint32_t)kvu_rng_below(&w->rng, w->nconv);
+	for (uint32_t k = 0; k < w->nconv; k++) {
+		struct conv *x = &w->convs[(start + k) % w->nconv];
+
+		if (!x->busy) {
+			c = x;
+			break;
+		}
+	}
+	if (!c)
+		return 1;
+	while ((ret = conv_stage(w, c)) == -ENOSPC)
+		if (conv_start(w, c))
+			return -ENOMEM;
+	if (ret)
+		return ret;
+	nblk = (uint32_t)(c->hist.n / bt);
+	if (nblk > R->nfree)
+		return 1;   /* wait for engine blocks */
+
+	if (nblk > r->cap) {
+		size_t cap = nblk;
+		kv_hash *h = realloc(r->h, cap * sizeof(*h));
+
+		if (!h)
+			return -ENOMEM;
+		r->h = h;
+		uint8_t *t = realloc(r->tier, cap);
+
+		if (!t)
+			return -ENOMEM;
+		r->tier = t;
+		uint32_t *eb = realloc(r->eb, cap * sizeof(*eb));
+
+		if (!eb)
+			return -ENOMEM;
+		r->eb = eb;
+		r->cap = cap;
+	}
+	r->conv = c;
+	r->id = R->issued++;
+	r->ntok = (uint32_t)c->hist.n;
+	r->nblk = nblk;
+	r->hit = r->loaded = 0;
+	r->computed = false;
+	c->busy = true;
+	R->active++;
+	R->c.requests++;
+	R->c.prompt_tokens += r->ntok;
+	R->c.full_blocks += nblk;
+
+	for (uint32_t i = 0; i < nblk; i++)
+		r->eb[i] = R->free_eb[--R->nfree];
+	if (nblk) {
+		size_t got = kv_hash_chain(R->root, c->hist.t, c->hist.n, bt, r->h);
+
+		if (got != nblk) {
+			fprintf(stderr, "kvctl: replay: kv_hash_chain named %zu blocks, expected %u\n",
+				got, nblk);
+			return -EPROTO;
+		}
+		ret = kv_lookup(R->kv, r->h, nblk, r->tier);
+		if (ret < 0 || (uint32_t)ret > nblk) {
+			fprintf(stderr, "kvctl: replay: kv_lookup: %s\n",
+				ret < 0 ? kv_strerror(ret) : "count out of range");
+			return ret < 0 ? ret : -EPROTO;
+		}
+		r->hit = (uint32_t)ret;
+		R->c.lookup_blocks += r->hit;
+		for (uint32_t i = 0; i < r->hit; i++)
+			R->c.lookup_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
+		for (uint32_t i = 0; i < nblk && hset_has(&R->seen, r->h[i]); i++)
+			R->c.reusable_blocks++;
+	}
+	if (r->hit) {
+		for (uint32_t i = 0; i < r->hit; i++)
+			kvu_canary_set(&R->eng, r->eb[i], canary_of(r, i));
+		r->state = RQ_LOAD_PENDING;
+	} else {
+		r->state = RQ_STORE_PENDING;   /* computed at submission */
+	}
+	return 0;
+}
+
+/* "Prefill": blocks from r->loaded on get their hash's bytes. */
+static void req_compute(struct replay *R, struct req *r)
+{
+	for (uint32_t i = r->loaded; i < r->nblk; i++)
+		kvu_pattern_fill(&R->eng, r->eb[i], r->h[i]);
+	R->c.computed_blocks += r->nblk - r->loaded;
+}
+
+static int req_finish(struct replay *R, struct req *r)
+{
+	for (uint32_t i = 0; i < r->nblk; i++)
+		R->free_eb[R->nfree++] = r->eb[i];
+	r->state = RQ_FREE;
+	R->active--;
+	R->done++;
+	return conv_answered(&R->w, r->conv) ? -ENOMEM : 0;
+}
+
+/* Submit r's pending operation. 0: submitted (or nothing to do), 1: -EAGAIN. */
+static int req_submit(struct replay *R, struct req *r)
+{
+	uint64_t ud = (uint64_t)(r - R->reqs) << 1;
+	int ret;
+
+	if (r->state == RQ_LOAD_PENDING) {
+		ret = kv_load(R->kv, r->h, r->eb, r->hit, ud);
+		if (ret == -EAGAIN) {
+			R->c.eagain++;
+			return 1;
+		}
+		if (ret) {
+			fprintf(stderr, "kvctl: replay: kv_load of %u blocks: %s\n",
+				r->hit, kv_strerror(ret));
+			return ret;
+		}
+		r->state = RQ_LOADING;
+		return 0;
+	}
+	if (r->state != RQ_STORE_PENDING)
+		return 0;
+	if (r->loaded == r->nblk)
+		return req_finish(R, r);
+	/*
+	 * Compute once: a refused store keeps its bytes (the engine blocks
+	 * belong to this request until its store completes).
+	 */
+	if (!r->computed) {
+		req_compute(R, r);
+		r->computed = true;
+	}
+	ret = kv_store(R->kv, r->h + r->loaded, r->eb + r->loaded, r->nblk - r->loaded, ud | UD_STORE);
+	if (ret == -EAGAIN) {
+		R->c.eagain++;
+		return 1;
+	}
+	if (ret) {
+		fprintf(stderr, "kvctl: replay: kv_store of %u blocks: %s\n",
+			r->nblk - r->loaded, kv_strerror(ret));
+		return ret;
+	}
+	r->state = RQ_STORING;
+	return 0;
+}
+
+static int on_completion(struct replay *R, const struct kv_completion *cq)
+{
+	uint64_t idx = cq->user_data >> 1;
+	bool store = cq->user_data & UD_STORE;
+	struct req *r;
+
+	if (idx >= R->nreq) {
+		fprintf(stderr, "kvctl: replay: completion with unknown user_data %#llx\n",
+			(unsigned long long)cq->user_data);
+		return -EPROTO;
+	}
+	r = &R->reqs[idx];
+	if (r->state != (store ? RQ_STORING : RQ_LOADING)) {
+		fprintf(stderr, "kvctl: replay: unexpected %s completion for request %llu (delivered twice?)\n",
+			store ? "store" : "load", (unsigned long long)r->id);
+		return -EPROTO;
+	}
+	if (!store) {
+		uint32_t got = cq->res > 0 ? (uint32_t)cq->res : 0;
+
+		R->c.loads++;
+		if (got > r->hit) {
+			fprintf(stderr, "kvctl: replay: load completion res %d > %u requested\n",
+				cq->res, r->hit);
+			R->c.verify_failures++;
+			got = r->hit;
+		}
+		if (cq->res < 0 || (got < r->hit && cq->err != -ENOENT && cq->err != -EBADMSG))
+			R->c.load_errors++;
+		else if (got < r->hit)
+			R->c.load_misses++;
+		for (uint32_t i = 0; i < got; i++) {
+			R->c.verified_blocks++;
+			if (kvu_pattern_check(&R->eng, r->eb[i], r->h[i])) {
+				R->c.verify_failures++;
+				/* Its bytes are wrong: recompute from here on. */
+				got = i;
+				break;
+			}
+		}
+		for (uint32_t i = got; i < r->hit; i++)
+			if (cq->res >= 0 && (uint32_t)cq->res <= i &&
+			    kvu_canary_check(&R->eng, r->eb[i], canary_of(r, i))) {
+				R->c.canary_failures++;
+				R->c.verify_failures++;
+				break;
+			}
+		r->loaded = got;
+		R->c.served_blocks += got;
+		R->c.bytes_loaded += (uint64_t)got * R->block_bytes;
+		for (uint32_t i = 0; i < got; i++)
+			R->c.served_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
+		r->state = RQ_STORE_PENDING;
+		return 0;
+	}
+
+	uint32_t n = r->nblk - r->loaded;
+	uint32_t got = cq->res > 0 ? (uint32_t)cq->res : 0;
+
+	R->c.stores++;
+	if (got > n)
+		got = n;
+	if (got < n)
+		R->c.store_errors++;
+	R->c.stored_blocks += got;
+	R->c.bytes_stored += (uint64_t)got * R->block_bytes;
+	for (uint32_t i = 0; i < got; i++)
+		if (hset_add(&R->seen, r->h[r->loaded + i]))
+			return -ENOMEM;
+	return req_finish(R, r);
+}
+
+static void progress(struct replay *R, uint64_t t0, bool final)
+{
+	double s = (kvu_now_ns() - t0) / 1e9;
+	double hit = R->c.prompt_tokens ?
+		100.0 * R->c.served_blocks * R->o->g.block_tokens / R->c.prompt_tokens : 0;
+
+	fprintf(stderr, "\rreplay: %llu/%llu requests, hit %.1f%%, %.1f s%s",
+		(unsigned long long)R->done, (unsigned long long)R->o->requests, hit, s,
+		final ? "\n" : "  ");
+}
+
+static int run_loop(struct replay *R)
+{
+	const struct replay_opts *o = R->o;
+	struct kv_completion cq[64];
+	bool tty = !o->quiet && isatty(2);
+	uint64_t t0 = kvu_now_ns(), last_prog = 0, last_cq = kvu_now_ns();
+	uint32_t rr = 0;
+	int ret;
+
+	while (R->done < o->requests) {
+		bool blocked = false;
+
+		/* Admit requests while there is room. */
+		while (R->active < o->inflight && R->issued < o->requests) {
+			struct req *r = NULL;
+
+			for (uint32_t i = 0; i < R->nreq; i++)
+				if (R->reqs[i].state == RQ_FREE) {
+					r = &R->reqs[i];
+					break;
+				}
+			if (!r)
+				break;
+			ret = req_start(R, r);
+			if (ret < 0)
+				return ret;
+			if (ret > 0)
+				break;
+		}
+		/* Submit what is pending, oldest slot first after the last refusal. */
+		for (uint32_t k = 0; k < R->nreq && !blocked; k++) {
+			struct req *r = &R->reqs[(rr + k) % R->nreq];
+
+			ret = req_submit(R, r);
+			if (ret < 0)
+				return ret;
+			if (ret > 0) {
+				blocked = true;
+				rr = (uint32_t)(r - R->reqs);
+			}
+		}
+		if (R->done >= o->requests)
+			break;
+
+		/* Reap: block only when there is nothing else to do. */
+		unsigned inflight = kv_inflight(R->kv);
+		bool pending = false;
+
+		for (uint32_t i = 0; i < R->nreq; i++)
+			if (R->reqs[i].state == RQ_LOAD_PENDING || R->reqs[i].state == RQ_STORE_PENDING)
+				pending = true;
+		if (!inflight && !pending && R->active == 0 && R->issued < o->requests) {
+			fprintf(stderr, "kvctl: replay: stalled: no request can start (engine blocks %u free)\n",
+				R->nfree);
+			return -EDEADLK;
+		}
+		ret = (pending && !blocked) ? kv_poll(R->kv, cq, 64) :
+			kv_wait(R->kv, cq, 64, 1000);
+		if (ret < 0) {
+			fprintf(stderr, "kvctl: replay: kv_wait: %s\n", kv_strerror(ret));
+			return ret;
+		}
+		if (ret > 0)
+			last_cq = kvu_now_ns();
+		else if (kvu_now_ns() - last_cq > 30ull * 1000000000ull) {
+			fprintf(stderr, "kvctl: replay: no completion for 30 s (%u requests in flight)\n",
+				inflight);
+			return -ETIMEDOUT;
+		}
+		for (int i = 0; i < ret; i++) {
+			int e = on_completion(R, &cq[i]);
+
+			if (e < 0)
+				return e;
+		}
+		if (tty && kvu_now_ns() - last_prog > 200000000ull) {
+			last_prog = kvu_now_ns();
+			progress(R, t0, false);
+		}
+	}
+	if (tty)
+		progress(R, t0, true);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ report */
+
+static void print_text(struct replay *R, const struct kv_stats *st, double secs)
+{
+	const struct replay_opts *o = R->o;
+	const struct counters *c = &R->c;
+	uint32_t bt = o->g.block_tokens;
+	char b1[32], b2[32], b3[32];
+	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
+	uint64_t moved = c->bytes_loaded + c->bytes_stored;
+
+	printf("kvctl replay: %llu requests, seed %llu, layout %s\n",
+	       (unsigned long long)c->requests, (unsigned long long)o->seed,
+	       kvu_layout_name(o->layout));
+	printf("  geometry     %u layers x %u planes x %u tokens x %u heads x %u dim %s = %s/block\n",
+	       o->g.layers, o->g.planes, bt, o->g.kv_heads, o->g.head_dim,
+	       kvu_dtype_name(o->g.dtype), kvu_fmt_bytes(b1, sizeof(b1), (double)R->block_bytes));
+	printf("  tiers        host %s (%llu blocks%s), disk %s, peers %s\n",
+	       kvu_fmt_bytes(b2, sizeof(b2), (double)o->host_bytes),
+	       (unsigned long long)st->tier[KV_TIER_HOST].capacity,
+	       st->host_pinned ? ", pinned" : "",
+	       o->disk ? o->disk : "none", o->peers ? o->peers : "none");
+	printf("  workload     %llu chats, %llu agent loops, %llu one-shot; %llu in flight, queue depth %llu\n",
+	       (unsigned long long)R->w.started[CONV_CHAT],
+	       (unsigned long long)R->w.started[CONV_AGENT],
+	       (unsigned long long)R->w.started[CONV_ONESHOT],
+	       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
+	printf("  prompt       %llu tokens (%llu full blocks)\n",
+	       (unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks);
+	printf("  from cache   %llu tokens = %.1f%% hit rate: host %llu, disk %llu, remote %llu\n",
+	       (unsigned long long)(c->served_blocks * bt), 100.0 * c->served_blocks * bt / pt,
+	       (unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
+	       (unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
+	       (unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt));
+	printf("  reusable     %llu tokens = %.1f%% (what an unbounded cache would serve)\n",
+	       (unsigned long long)(c->reusable_blocks * bt), 100.0 * c->reusable_blocks * bt / pt);
+	printf("  lookups      %llu blocks present (host %llu, disk %llu, remote %llu); %llu loads cut short (miss), %llu load errors\n",
+	       (unsigned long long)c->lookup_blocks,
+	       (unsigned long long)c->lookup_tier[KV_TIER_HOST],
+	       (unsigned long long)c->lookup_tier[KV_TIER_DISK],
+	       (unsigned long long)c->lookup_tier[KV_TIER_REMOTE],
+	       (unsigned long long)c->load_misses, (unsigned long long)c->load_errors);
+	printf("  computed     %llu blocks; stored %llu (%llu stores short), %llu -EAGAIN retries\n",
+	       (unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks,
+	       (unsigned long long)c->store_errors, (unsigned long long)c->eagain);
+	printf("  moved        %s loaded + %s stored = %s\n",
+	       kvu_fmt_bytes(b1, sizeof(b1), (double)c->bytes_loaded),
+	       kvu_fmt_bytes(b2, sizeof(b2), (double)c->bytes_stored),
+	       kvu_fmt_bytes(b3, sizeof(b3), (double)moved));
+	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++) {
+		const struct kv_tier_stats *ts = &st->tier[t];
+
+		if (!ts->capacity && !ts->bytes_in && !ts->hits)
+			continue;
+		printf("  %-12s %llu/%llu blocks, %llu hits, %llu evictions, in %s, out %s, %llu failures, %llu bad checksums\n",
+		       kv_tier_name(t), (unsigned long long)ts->blocks,
+		       (unsigned long long)ts->capacity, (unsigned long long)ts->hits,
+		       (unsigned long long)ts->evictions,
+		       kvu_fmt_bytes(b1, sizeof(b1), (double)ts->bytes_in),
+		       kvu_fmt_bytes(b2, sizeof(b2), (double)ts->bytes_out),
+		       (unsigned long long)ts->failures, (unsigned long long)ts->verify_failures);
+	}
+	printf("  throughput   %.1f requests/s, %.0f prompt tokens/s, %.2f GB/s loaded+stored (%.2f s)\n",
+	       c->requests / secs, c->prompt_tokens / secs, moved / secs / 1e9, secs);
+	printf("  verification %llu failures (%llu loaded blocks checked byte for byte)\n",
+	       (unsigned long long)c->verify_failures, (unsigned long long)c->verified_blocks);
+}
+
+static void json_tier(FILE *f, const char *name, const struct kv_tier_stats *t, int last)
+{
+	fprintf(f, "\"%s\":{\"blocks\":%llu,\"capacity\":%llu,\"hits\":%llu,\"misses\":%llu,"
+		"\"evictions\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"failures\":%llu,"
+		"\"verify_failures\":%llu}%s",
+		name, (unsigned long long)t->blocks, (unsigned long long)t->capacity,
+		(unsigned long long)t->hits, (unsigned long long)t->misses,
+		(unsigned long long)t->evictions, (unsigned long long)t->bytes_in,
+		(unsigned long long)t->bytes_out, (unsigned long long)t->failures,
+		(unsigned long long)t->verify_failures, last ? "" : ",");
+}
+
+static void print_json(struct replay *R, const struct kv_stats *st, double secs)
+{
+	const struct replay_opts *o = R->o;
+	const struct counters *c = &R->c;
+	uint64_t bt = o->g.block_tokens;
+	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
+	uint64_t moved = c->bytes_loaded + c->bytes_stored;
+	FILE *f = stdout;
+
+	fprintf(f, "{\"command\":\"replay\",\"requests\":%llu,\"seed\":%llu,\"layout\":",
+		(unsigned long long)c->requests, (unsigned long long)o->seed);
+	kvu_json_str(f, kvu_layout_name(o->layout));
+	fprintf(f, ",\"geometry\":{\"layers\":%u,\"planes\":%u,\"block_tokens\":%u,"
+		"\"kv_heads\":%u,\"head_dim\":%u,\"dtype\":\"%s\"},\"block_bytes\":%zu,",
+		o->g.layers, o->g.planes, o->g.block_tokens, o->g.kv_heads, o->g.head_dim,
+		kvu_dtype_name(o->g.dtype), R->block_bytes);
+	fprintf(f, "\"host_bytes\":%zu,\"disk\":", o->host_bytes);
+	if (o->disk)
+		kvu_json_str(f, o->disk);
+	else
+		fputs("null", f);
+	fputs(",\"peers\":", f);
+	if (o->peers)
+		kvu_json_str(f, o->peers);
+	else
+		fputs("null", f);
+	fprintf(f, ",\"inflight\":%llu,\"queue_depth\":%llu,",
+		(unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
+	fprintf(f, "\"conversations\":{\"chat\":%llu,\"agent\":%llu,\"oneshot\":%llu},",
+		(unsigned long long)R->w.started[CONV_CHAT],
+		(unsigned long long)R->w.started[CONV_AGENT],
+		(unsigned long long)R->w.started[CONV_ONESHOT]);
+	fprintf(f, "\"prompt_tokens\":%llu,\"full_blocks\":%llu,\"cached_tokens\":%llu,"
+		"\"cached_tokens_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},"
+		"\"hit_rate\":%.6f,\"reusable_tokens\":%llu,\"reusable_rate\":%.6f,",
+		(unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks,
+		(unsigned long long)(c->served_blocks * bt),
+		(unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
+		(unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
+		(unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt),
+		c->served_blocks * bt / pt, (unsigned long long)(c->reusable_blocks * bt),
+		c->reusable_blocks * bt / pt);
+	fprintf(f, "\"lookup_blocks\":%llu,\"lookup_blocks_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},",
+		(unsigned long long)c->lookup_blocks,
+		(unsigned long long)c->lookup_tier[KV_TIER_HOST],
+		(unsigned long long)c->lookup_tier[KV_TIER_DISK],
+		(unsigned long long)c->lookup_tier[KV_TIER_REMOTE]);
+	fprintf(f, "\"loads\":%llu,\"stores\":%llu,\"load_misses\":%llu,\"load_errors\":%llu,"
+		"\"store_errors\":%llu,\"eagain\":%llu,\"computed_blocks\":%llu,\"stored_blocks\":%llu,",
+		(unsigned long long)c->loads, (unsigned long long)c->stores,
+		(unsigned long long)c->load_misses, (unsigned long long)c->load_errors,
+		(unsigned long long)c->store_errors, (unsigned long long)c->eagain,
+		(unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks);
+	fprintf(f, "\"bytes_loaded\":%llu,\"bytes_stored\":%llu,\"seconds\":%.6f,"
+		"\"requests_per_s\":%.3f,\"tokens_per_s\":%.1f,\"bytes_per_s\":%.1f,",
+		(unsigned long long)c->bytes_loaded, (unsigned long long)c->bytes_stored, secs,
+		c->requests / secs, c->prompt_tokens / secs, moved / secs);
+	fputs("\"tiers\":{", f);
+	json_tier(f, "host", &st->tier[KV_TIER_HOST], 0);
+	json_tier(f, "disk", &st->tier[KV_TIER_DISK], 0);
+	json_tier(f, "remote", &st->tier[KV_TIER_REMOTE], 1);
+	fprintf(f, "},\"host_pinned\":%u,\"store_dedup\":%llu,\"rejected\":%llu,",
+		st->host_pinned, (unsigned long long)st->store_dedup,
+		(unsigned long long)st->rejected);
+	fprintf(f, "\"verified_blocks\":%llu,\"verify_failures\":%llu}\n",
+		(unsigned long long)c->verified_blocks, (unsigned long long)c->verify_failures);
+}
+
+/* ------------------------------------------------------------------ main */
+
+int kvctl_replay(int argc, char **argv)
+{
+	struct replay_opts o;
+	struct replay R;
+	struct kv_config cfg;
+	struct kv_stats st;
+	char ns[512];
+	uint64_t t0, t1;
+	int ret, status = 1;
+
+	ret = parse_opts(argc, argv, &o);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+
+	memset(&R, 0, sizeof(R));
+	R.o = &o;
+	R.block_bytes = kv_geometry_block_bytes(&o.g);
+	if (!R.block_bytes) {
+		fprintf(stderr, "kvctl: replay: kv_geometry_block_bytes rejected the geometry\n");
+		return 2;
+	}
+	/* The namespace: everything that makes the bytes of a block differ. */
+	snprintf(ns, sizeof(ns),
+		 "kvctl-replay/v1 model=synthetic layers=%u planes=%u kv_heads=%u head_dim=%u "
+		 "dtype=%s block_tokens=%u layout=%s tp=0",
+		 o.g.layers, o.g.planes, o.g.kv_heads, o.g.head_dim,
+		 kvu_dtype_name(o.g.dtype), o.g.block_tokens, kvu_layout_name(o.layout));
+	R.root = kv_hash_root(ns, strlen(ns));
+
+	if (workload_init(&R.w, &o)) {
+		fprintf(stderr, "kvctl: replay: cannot build the workload: %s\n", strerror(ENOMEM));
+		goto out_workload;
+	}
+	R.nreq = (uint32_t)o.inflight;
+	R.reqs = calloc(R.nreq, sizeof(*R.reqs));
+	R.free_eb = calloc(o.engine_blocks, sizeof(*R.free_eb));
+	if (!R.reqs || !R.free_eb) {
+		fprintf(stderr, "kvctl: replay: cannot allocate requests: %s\n", strerror(ENOMEM));
+		goto out_workload;
+	}
+	for (uint32_t i = 0; i < o.engine_blocks; i++)
+		R.free_eb[R.nfree++] = (uint32_t)o.engine_blocks - 1 - i;
+	if (kvu_engine_init(&R.eng, &o.g, o.layout, (uint32_t)o.engine_blocks))
+		goto out_workload;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.geometry = o.g;
+	cfg.host_bytes = o.host_bytes;
+	cfg.disk_path = o.disk;
+	cfg.disk_bytes = o.disk ? o.disk_bytes : 0;
+	cfg.peers = o.peers;
+	cfg.queue_depth = (uint32_t)o.queue_depth;
+	cfg.workers = (uint32_t)o.workers;
+	cfg.ns_root = R.root;
+	cfg.flags = (o.quiet ? KV_F_QUIET : 0) | (o.reformat ? KV_F_DISK_REFORMAT : 0) |
+		    (o.verify_host ? KV_F_VERIFY_HOST : 0);
+	ret = kv_open(&cfg, &R.kv);
+	if (ret) {
+		fprintf(stderr, "kvctl: replay: cannot open the cache (host %zu bytes%s%s): %s\n",
+			o.host_bytes, o.disk ? ", disk " : "", o.disk ? o.disk : "",
+			kv_strerror(ret));
+		goto out_engine;
+	}
+	ret = kv_attach(R.kv, &R.eng.ec);
+	if (ret) {
+		fprintf(stderr, "kvctl: replay: cannot attach the engine cache (%s layout): %s\n",
+			kvu_layout_name(o.layout), kv_strerror(ret));
+		goto out_kv;
+	}
+
+	t0 = kvu_now_ns();
+	ret = run_loop(&R);
+	t1 = kvu_now_ns();
+	if (ret < 0) {
+		if (ret == -ENOMEM)
+			fprintf(stderr, "kvctl: replay: out of memory\n");
+		fprintf(stderr, "kvctl: replay: stopped after %llu of %llu requests\n",
+			(unsigned long long)R.done, (unsigned long long)o.requests);
+		goto out_kv;
+	}
+	ret = kv_stats(R.kv, &st);
+	if (ret) {
+		fprintf(stderr, "kvctl: replay: kv_stats: %s\n", kv_strerror(ret));
+		memset(&st, 0, sizeof(st));
+	}
+	double secs = (t1 - t0) / 1e9;
+
+	if (secs <= 0)
+		secs = 1e-9;
+	if (o.json)
+		print_json(&R, &st, secs);
+	else if (!o.quiet)
+		print_text(&R, &st, secs);
+	fflush(stdout);
+	if (R.c.verify_failures)
+		fprintf(stderr, "kvctl: replay: %llu verification failures\n",
+			(unsigned long long)R.c.verify_failures);
+	status = R.c.verify_failures ? 1 : 0;
+
+out_kv:
+	kv_close(R.kv);
+out_engine:
+	kvu_engine_free(&R.eng);
+out_workload:
+	for (uint32_t i = 0; R.reqs && i < R.nreq; i++) {
+		free(R.reqs[i].h);
+		free(R.reqs[i].tier);
+		free(R.reqs[i].eb);
+	}
+	free(R.reqs);
+	free(R.free_eb);
+	free(R.seen.slot);
+	workload_free(&R.w);
+	return status;
+}
