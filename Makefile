@@ -9,7 +9,8 @@
 #
 # Parts of the tree add themselves through fragments (kmod/kmod.mk,
 # kernels/cuda.mk, tests/*/*.mk) that append to: ALL_TARGETS, TESTS,
-# TEST_DEPS, BENCH_CMDS, DEPS_TEST, INSTALL_TARGETS.
+# TEST_DEPS, BENCH_CMDS (one shell line: append "&& CMD"), DEPS_TEST,
+# DEPS_BUILD, KV_LDLIBS, INSTALL_TARGETS.
 
 prefix ?= /usr/local
 DESTDIR ?=
@@ -57,6 +58,7 @@ TEST_DEPS :=
 BENCH_CMDS := $(KVCTL) bench
 INSTALL_TARGETS :=
 
+.DEFAULT_GOAL := all
 -include $(sort $(wildcard kmod/*.mk kernels/*.mk tests/*/*.mk))
 
 export KV_BUILD := $(BUILD)
