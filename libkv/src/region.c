@@ -3,7 +3,8 @@
  * region.c - choose the host pool's provider: /dev/kvmem when it is usable
  * (pinned by the module, counted in /proc/driver/kvmem), otherwise anonymous
  * mmap + mlock. KV_FORCE_KVMEM=1 in the environment acts as
- * KV_F_REQUIRE_KVMEM, so the same test programs run on kvmem regions in the VM.
+ * KV_F_REQUIRE_KVMEM unless the caller said KV_F_NO_KVMEM, so the same test
+ * programs run on kvmem regions in the VM.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,8 +23,8 @@ int kv_region_alloc(size_t len, uint32_t flags, struct kv_region *r)
 		return -EINVAL;
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
-	if (force && !strcmp(force, "1"))
-		flags = (flags | KV_F_REQUIRE_KVMEM) & ~KV_F_NO_KVMEM;
+	if (force && !strcmp(force, "1") && !(flags & KV_F_NO_KVMEM))
+		flags |= KV_F_REQUIRE_KVMEM;
 	if ((flags & KV_F_REQUIRE_KVMEM) && (flags & KV_F_NO_KVMEM))
 		return -EINVAL;
 
