@@ -159,21 +159,49 @@ struct kv_config {
 	uint32_t queue_depth;     /* max requests in flight; 0: 256 */
 	uint32_t workers;         /* copy/checksum threads; 0: one per core, max 8 */
 	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers */
+	/* Since 0.2 (fields only added at the end; 0 always means the default): */
+	uint32_t disk_queue_depth; /* disk I/Os in flight per worker; 0: 32, max 4096 */
+	uint32_t disk_batch;       /* disk I/Os prepared per io_uring submit; 0: disk_queue_depth */
+	uint32_t admit;            /* enum kv_admit: which host evictions are written to the
+				      first lower tier (disk, else remote); 0: KV_ADMIT_REUSED */
+};
+
+/*
+ * Admission of blocks evicted from the host pool into the lower tier
+ * (written back asynchronously, on a worker, before their slot is reused).
+ * Blocks loaded from a lower tier are already there and never rewritten.
+ */
+enum kv_admit {
+	KV_ADMIT_REUSED = 0, /* only blocks hit (loaded) or stored again while in host memory */
+	KV_ADMIT_ALL = 1,    /* every evicted block */
+	KV_ADMIT_NONE = 2,   /* none: lower tiers only hold what was put there before */
 };
 
 struct kv;
 
 /*
- * Create a cache instance: validate cfg, allocate the host pool, start the
- * workers. Returns 0 and sets *out, or -EINVAL (bad config), -ENOMEM, -EPERM
- * (KV_F_REQUIRE_PINNED and the memlock limit is too low), -ENODEV
- * (KV_F_REQUIRE_KVMEM and no module).
+ * Create a cache instance: validate cfg, allocate the host pool, open the
+ * disk tier (cfg->disk_path: a file, created and sized to disk_bytes if
+ * absent, or a block device; its index is rebuilt from the slot headers),
+ * start the workers. Returns 0 and sets *out, or -EINVAL (bad config),
+ * -ENOMEM, -EPERM (KV_F_REQUIRE_PINNED and the memlock limit is too low),
+ * -ENODEV (KV_F_REQUIRE_KVMEM and no module), -EOPNOTSUPP (peers: no remote
+ * tier in this build). Disk tier errors (a line on stderr says which unless
+ * KV_F_QUIET): -EMEDIUMTYPE (not a libkv disk tier, or another format
+ * version), -EEXIST (written for another geometry, size or namespace),
+ * -EUCLEAN (truncated, or corrupt superblock) -- the three are reformatted
+ * instead with KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or
+ * the error of open(2)/read/write. A file system that refuses O_DIRECT and a
+ * host where io_uring is unavailable are not errors: one warning each, then
+ * buffered I/O / a pread-pwrite thread pool.
  */
 int kv_open(const struct kv_config *cfg, struct kv **out);
 
 /*
- * Wait for every submitted request to complete, then free everything.
- * Undelivered completions are dropped. kv may be NULL.
+ * Wait for every submitted request to complete, write the host blocks the
+ * admission policy (cfg.admit) lets down to the disk tier (so a restart
+ * finds them), then free everything. Undelivered completions are dropped.
+ * kv may be NULL.
  */
 void kv_close(struct kv *kv);
 
@@ -211,9 +239,13 @@ int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
 
 /*
  * Queue a load of blocks h[i] into engine blocks engine_blocks[i], in order.
+ * A block not in host memory is read from the best lower tier (disk, then
+ * remote) into a host slot, checksum-verified, kept there, then unpacked.
  * Loading stops at the first block that is absent or fails verification:
  * the completion's res is then the count of leading blocks loaded and its
- * err is -ENOENT (absent) or -EBADMSG (checksum mismatch, treated as absent).
+ * err is -ENOENT (absent) or -EBADMSG (checksum mismatch, treated as absent),
+ * or -EIO (a lower tier's read failed: the block is forgotten, counted in
+ * that tier's failures).
  * Engine blocks from res on are left untouched. Returns like kv_store().
  */
 int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
@@ -222,7 +254,19 @@ int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
 enum kv_comp_flags {
 	KV_COMP_STORE = 1u << 0,
 	KV_COMP_LOAD = 1u << 1,
+	KV_COMP_PREFETCH = 1u << 2,   /* since 0.2 */
 };
+
+/*
+ * Since 0.2. Queue a promotion of h[0..n) into the host tier ahead of a
+ * kv_load (no engine cache is touched; kv_attach is not needed). Blocks
+ * already in host memory count as done; others are read from the best lower
+ * tier and verified. Stops at the first block found nowhere (or failing
+ * verification), like kv_load. One completion with KV_COMP_PREFETCH: res is
+ * the count of leading blocks now in host memory, err why it stopped early.
+ * Returns 0 once queued, -EINVAL (NULL, n == 0), -EAGAIN (queue full).
+ */
+int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t user_data);
 
 struct kv_completion {
 	uint64_t user_data; /* as given at submission */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "internal.h"
 
 #define KV_DEFAULT_DEPTH 256
@@ -49,7 +50,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&kv->lock);
 		if (r->op == KV_COMP_STORE)
 			kv->st.stores++;
-		else
+		else if (r->op == KV_COMP_LOAD)
 			kv->st.loads++;
 		pthread_mutex_unlock(&kv->lock);
 		free(r);
@@ -89,7 +90,56 @@ static int config_check(const struct kv_config *cfg)
 		return -EINVAL;
 	if (cfg->queue_depth > KV_MAX_DEPTH || cfg->workers > KV_MAX_WORKERS)
 		return -EINVAL;
+	if (cfg->disk_path && (!cfg->disk_path[0] || !cfg->disk_bytes))
+		return -EINVAL;
+	if (cfg->disk_queue_depth > 4096 || cfg->admit > KV_ADMIT_NONE)
+		return -EINVAL;
 	return 0;
+}
+
+int kv_lower_add(struct kv *kv, const struct kv_tier *t)
+{
+	if (kv->nlower >= KV_MAX_LOWER)
+		return -ENOSPC;
+	kv->lower[kv->nlower++] = *t;
+	return 0;
+}
+
+static void lower_close(struct kv *kv)
+{
+	while (kv->nlower) {
+		struct kv_tier *t = &kv->lower[--kv->nlower];
+
+		t->close(t->ctx);
+	}
+}
+
+static int disk_open(struct kv *kv, const struct kv_config *cfg)
+{
+	struct kv_disk_config dc = {
+		.path = cfg->disk_path,
+		.bytes = cfg->disk_bytes,
+		.geometry = cfg->geometry,
+		.ns_root = cfg->ns_root,
+		.flags = cfg->flags,
+		.queue_depth = cfg->disk_queue_depth,
+		.batch = cfg->disk_batch,
+	};
+	struct kv_tier_pool tp = {
+		.addr = kv->pool.region.addr,
+		.len = (size_t)kv->pool.nslots * kv->pool.slot_bytes,
+		.slot_bytes = kv->pool.slot_bytes,
+		.block_bytes = kv->block_bytes,
+	};
+	struct kv_tier t;
+	int ret = kv_disk_tier_open(&dc, &tp, &t);
+
+	if (ret)
+		return ret;
+	ret = kv_lower_add(kv, &t);
+	if (ret)
+		t.close(t.ctx);
+	return ret;
 }
 
 KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
@@ -119,8 +169,8 @@ KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
 	pthread_cond_init(&kv->qcond, NULL);
 	pthread_cond_init(&kv->ccond, NULL);
 
-	if (cfg->disk_path || cfg->peers) {
-		ret = -EOPNOTSUPP; /* disk and remote tiers are not built yet */
+	if (cfg->peers) {
+		ret = -EOPNOTSUPP; /* the remote tier is not built in yet */
 		goto err_free;
 	}
 	ret = kv_pool_init(&kv->pool, cfg->host_bytes, kv->block_bytes, cfg->flags);
@@ -130,6 +180,17 @@ KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
 	ret = kv_index_init(&kv->ix, (size_t)kv->pool.nslots + KV_CHUNK * kv->cfg.workers);
 	if (ret)
 		goto err_pool;
+	kv->slot_uses = calloc(kv->pool.nslots, 1);
+	kv->slot_flags = calloc(kv->pool.nslots, 1);
+	if (!kv->slot_uses || !kv->slot_flags) {
+		ret = -ENOMEM;
+		goto err_index;
+	}
+	if (cfg->disk_path) {
+		ret = disk_open(kv, cfg);
+		if (ret)
+			goto err_index;
+	}
 	kv->st.tier[KV_TIER_HOST].capacity = kv->pool.nslots;
 	kv->st.host_provider = kv->pool.region.provider;
 	kv->st.host_pinned = kv->pool.region.pinned;
@@ -159,6 +220,9 @@ err_threads:
 	kv_close(kv);
 	return ret;
 err_index:
+	lower_close(kv);
+	free(kv->slot_uses);
+	free(kv->slot_flags);
 	if (kv->efd >= 0)
 		close(kv->efd);
 	free(kv->ring);
@@ -181,6 +245,11 @@ KV_EXPORT void kv_close(struct kv *kv)
 	pthread_mutex_unlock(&kv->qlock);
 	for (unsigned i = 0; i < kv->nworkers; i++)
 		pthread_join(kv->workers[i], NULL);
+	/* Host blocks down first; tiers go before the pool (their rings have it registered). */
+	kv_host_flush(kv);
+	lower_close(kv);
+	free(kv->slot_uses);
+	free(kv->slot_flags);
 	if (kv->attached)
 		kv->be.destroy(kv->be.ctx);
 	free(kv->layers);
@@ -245,21 +314,36 @@ err_free:
 
 KV_EXPORT int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out)
 {
+	uint8_t tiers[KV_CHUNK], present[KV_CHUNK];
 	size_t found = 0;
 
 	if (!kv || !h || n > INT32_MAX)
 		return -EINVAL;
-	pthread_mutex_lock(&kv->lock);
-	for (; found < n; found++) {
-		struct kv_entry *e = kv_index_find(&kv->ix, h[found]);
-		int t = e ? kv_entry_best_tier(e) : KV_TIER_NONE;
+	while (found < n) {
+		size_t m = n - found < KV_CHUNK ? n - found : KV_CHUNK, k = 0;
 
-		if (t == KV_TIER_NONE)
+		/* Host copies under the lock; lower tiers (their own locks) without it. */
+		pthread_mutex_lock(&kv->lock);
+		for (; k < m; k++) {
+			struct kv_entry *e = kv_index_find(&kv->ix, h[found + k]);
+
+			tiers[k] = (uint8_t)(e ? kv_entry_best_tier(e) : KV_TIER_NONE);
+		}
+		pthread_mutex_unlock(&kv->lock);
+		for (unsigned t = 0; t < kv->nlower; t++) {
+			if (kv->lower[t].lookup(kv->lower[t].ctx, h + found, m, present))
+				continue;
+			for (k = 0; k < m; k++)
+				if (tiers[k] == KV_TIER_NONE && present[k])
+					tiers[k] = (uint8_t)kv->lower[t].level;
+		}
+		for (k = 0; k < m && tiers[k] != KV_TIER_NONE; k++)
+			if (tier_out)
+				tier_out[found + k] = tiers[k];
+		found += k;
+		if (k < m)
 			break;
-		if (tier_out)
-			tier_out[found] = (uint8_t)t;
 	}
-	pthread_mutex_unlock(&kv->lock);
 	if (tier_out)
 		memset(tier_out + found, KV_TIER_NONE, n - found);
 	return (int)found;
@@ -281,11 +365,12 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 
 	if (!kv)
 		return -EINVAL;
-	if (!h || !blocks || !n || n > INT32_MAX || !kv->attached) {
+	if (!h || !n || n > INT32_MAX ||
+	    (op != KV_COMP_PREFETCH && (!blocks || !kv->attached))) {
 		count_rejected(kv);
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; blocks && i < n; i++)
 		if (blocks[i] >= kv->pl.num_blocks) {
 			count_rejected(kv);
 			return -EINVAL;
@@ -299,7 +384,7 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 		}
 	} while (!atomic_compare_exchange_weak(&kv->inflight, &cur, cur + 1));
 
-	r = malloc(sizeof(*r) + n * (sizeof(kv_hash) + sizeof(uint32_t)));
+	r = malloc(sizeof(*r) + n * (sizeof(kv_hash) + (blocks ? sizeof(uint32_t) : 0)));
 	if (!r) {
 		atomic_fetch_sub(&kv->inflight, 1);
 		return -ENOMEM;
@@ -310,9 +395,10 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 	r->user_data = user_data;
 	r->fence = NULL;
 	r->h = (kv_hash *)(r + 1);
-	r->blocks = (uint32_t *)(r->h + n);
+	r->blocks = blocks ? (uint32_t *)(r->h + n) : NULL;
 	memcpy(r->h, h, n * sizeof(kv_hash));
-	memcpy(r->blocks, blocks, n * sizeof(uint32_t));
+	if (blocks)
+		memcpy(r->blocks, blocks, n * sizeof(uint32_t));
 	if (op == KV_COMP_STORE) {
 		ret = kv->be.fence(kv->be.ctx, &r->fence);
 		if (ret) {
@@ -343,6 +429,11 @@ KV_EXPORT int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_bl
 		      size_t n, uint64_t user_data)
 {
 	return submit(kv, KV_COMP_LOAD, h, engine_blocks, n, user_data);
+}
+
+KV_EXPORT int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t user_data)
+{
+	return submit(kv, KV_COMP_PREFETCH, h, NULL, n, user_data);
 }
 
 /* Caller holds kv->clock. */
@@ -421,5 +512,10 @@ KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
 	pthread_mutex_lock(&kv->lock);
 	*st = kv->st;
 	pthread_mutex_unlock(&kv->lock);
+	/* Lower tiers keep their own counters (rows of the same level add up). */
+	for (unsigned t = 0; t < kv->nlower; t++)
+		memset(&st->tier[kv->lower[t].level], 0, sizeof(st->tier[0]));
+	for (unsigned t = 0; t < kv->nlower; t++)
+		kv->lower[t].stats(kv->lower[t].ctx, &st->tier[kv->lower[t].level]);
 	return 0;
 }
