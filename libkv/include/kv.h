@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define KV_VERSION_MAJOR 0
-#define KV_VERSION_MINOR 1
+#define KV_VERSION_MINOR 2
 
 /* ---------------------------------------------------------------- identity */
 
