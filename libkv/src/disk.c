@@ -1046,7 +1046,7 @@ static int check_super(struct disk *d, const struct kv_disk_super *sb, uint64_t 
 }
 
 int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool *pool,
-		      struct kv_tier *t)
+		      struct kv_tier_ops *t)
 {
 	struct kv_disk_super *sb = NULL;
 	struct disk *d;
@@ -1243,19 +1243,19 @@ err:
 	return ret;
 }
 
-const char *kv_disk_engine(const struct kv_tier *t)
+const char *kv_disk_engine(const struct kv_tier_ops *t)
 {
 	const struct disk *d = t->ctx;
 
 	return d->uring ? "io_uring" : "threads";
 }
 
-int kv_disk_direct(const struct kv_tier *t)
+int kv_disk_direct(const struct kv_tier_ops *t)
 {
 	return ((const struct disk *)t->ctx)->direct;
 }
 
-int kv_disk_fixed(const struct kv_tier *t)
+int kv_disk_fixed(const struct kv_tier_ops *t)
 {
 	const struct disk *d = t->ctx;
 

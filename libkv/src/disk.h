@@ -76,16 +76,16 @@ struct kv_disk_config {
  * two are reformatted instead when dc->flags has KV_F_DISK_REFORMAT.
  */
 int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool *pool,
-		      struct kv_tier *t);
+		      struct kv_tier_ops *t);
 
 /* Bytes of the format for a config (for tests and tools): geometry of the file. */
 int kv_disk_layout(size_t disk_bytes, size_t block_bytes, uint64_t *nslots,
 		   uint64_t *data_off, uint64_t *slot_bytes);
 
 /* Which engine a tier opened with kv_disk_tier_open runs: "io_uring" or "threads". */
-const char *kv_disk_engine(const struct kv_tier *t);
+const char *kv_disk_engine(const struct kv_tier_ops *t);
 /* Whether it uses O_DIRECT and fixed buffers (1/0). */
-int kv_disk_direct(const struct kv_tier *t);
-int kv_disk_fixed(const struct kv_tier *t);
+int kv_disk_direct(const struct kv_tier_ops *t);
+int kv_disk_fixed(const struct kv_tier_ops *t);
 
 #endif /* KV_DISK_H */

@@ -50,7 +50,7 @@ struct kv {
 	 * Lower tiers, called by workers without kv->lock (tier.h). Set at
 	 * kv_open (kv_lower_add) and fixed afterwards; closed after the workers.
 	 */
-	struct kv_tier lower[KV_MAX_LOWER];
+	struct kv_tier_ops lower[KV_MAX_LOWER];
 	unsigned nlower;
 
 	/* Engine cache; changed by kv_attach only while nothing is in flight. */
@@ -84,7 +84,7 @@ void kv_xfer_run(struct kv *kv, struct kv_req *r, struct kv_completion *c);
  * through to it in order, host evictions are written back to lower[0]. Takes
  * ownership (t->close at kv_close). Returns 0 or -ENOSPC (KV_MAX_LOWER).
  */
-int kv_lower_add(struct kv *kv, const struct kv_tier *t);
+int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t);
 
 /*
  * Write every admitted host block that no lower tier has yet to lower[0]

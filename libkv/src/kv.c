@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "disk.h"
+#include "remote.h"
 #include "internal.h"
 
 #define KV_DEFAULT_DEPTH 256
@@ -97,7 +98,7 @@ static int config_check(const struct kv_config *cfg)
 	return 0;
 }
 
-int kv_lower_add(struct kv *kv, const struct kv_tier *t)
+int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t)
 {
 	if (kv->nlower >= KV_MAX_LOWER)
 		return -ENOSPC;
@@ -108,7 +109,7 @@ int kv_lower_add(struct kv *kv, const struct kv_tier *t)
 static void lower_close(struct kv *kv)
 {
 	while (kv->nlower) {
-		struct kv_tier *t = &kv->lower[--kv->nlower];
+		struct kv_tier_ops *t = &kv->lower[--kv->nlower];
 
 		t->close(t->ctx);
 	}
@@ -131,9 +132,28 @@ static int disk_open(struct kv *kv, const struct kv_config *cfg)
 		.slot_bytes = kv->pool.slot_bytes,
 		.block_bytes = kv->block_bytes,
 	};
-	struct kv_tier t;
+	struct kv_tier_ops t;
 	int ret = kv_disk_tier_open(&dc, &tp, &t);
 
+	if (ret)
+		return ret;
+	ret = kv_lower_add(kv, &t);
+	if (ret)
+		t.close(t.ctx);
+	return ret;
+}
+
+static int remote_open(struct kv *kv, const struct kv_config *cfg)
+{
+	struct kv_tier_pool tp = {
+		.addr = kv->pool.region.addr,
+		.len = (size_t)kv->pool.nslots * kv->pool.slot_bytes,
+		.slot_bytes = kv->pool.slot_bytes,
+		.block_bytes = kv->block_bytes,
+	};
+	struct kv_tier_ops t;
+	int ret = kv_remote_tier_open(cfg->peers, &cfg->geometry, cfg->ns_root, &tp,
+				      (cfg->flags & KV_F_QUIET) ? KV_REMOTE_QUIET : 0, 0, &t);
 	if (ret)
 		return ret;
 	ret = kv_lower_add(kv, &t);
@@ -169,10 +189,6 @@ KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
 	pthread_cond_init(&kv->qcond, NULL);
 	pthread_cond_init(&kv->ccond, NULL);
 
-	if (cfg->peers) {
-		ret = -EOPNOTSUPP; /* the remote tier is not built in yet */
-		goto err_free;
-	}
 	ret = kv_pool_init(&kv->pool, cfg->host_bytes, kv->block_bytes, cfg->flags);
 	if (ret)
 		goto err_free;
@@ -188,6 +204,11 @@ KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
 	}
 	if (cfg->disk_path) {
 		ret = disk_open(kv, cfg);
+		if (ret)
+			goto err_index;
+	}
+	if (cfg->peers) {
+		ret = remote_open(kv, cfg);
 		if (ret)
 			goto err_index;
 	}

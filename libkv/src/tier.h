@@ -19,15 +19,6 @@
 
 #include "kv.h"
 
-/*
- * kv.h's public `enum kv_tier` already owns the tag `kv_tier` (C has one tag
- * namespace for struct and enum), so `struct kv_tier` below would not
- * compile. The table is really struct kv_tier_ops; this keeps code written
- * against `struct kv_tier` (disk, remote) compiling. Internal headers only:
- * write `int` (not `enum kv_tier`) for tier levels in files that include it.
- */
-#define kv_tier kv_tier_ops
-
 /* One block of a batch. */
 struct kv_tier_io {
 	kv_hash h;
@@ -37,7 +28,7 @@ struct kv_tier_io {
 			     treated as absent and forgotten), -ENOSPC, -EIO, -ETIMEDOUT, ... */
 };
 
-struct kv_tier {
+struct kv_tier_ops {
 	const char *name;     /* "disk", "remote" */
 	int level;            /* enum kv_tier */
 	void *ctx;

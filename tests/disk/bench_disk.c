@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 {
 	struct kv_disk_config dc = { 0 };
 	struct kv_tier_pool pool;
-	struct kv_tier t;
+	struct kv_tier_ops t;
 	struct kv_tier_io *io;
 	uint64_t *csum, nslots, data_off, slot_bytes, x = 88172645463325252ull;
 	size_t bytes, bs, nbuf, batch;

@@ -1,0 +1,1399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remote.c - the remote tier client over TCP (see remote.h).
+ *
+ * Each call works in rounds: every unfinished block goes to its next
+ * candidate peer (rendezvous order, skipping peers marked down), the blocks
+ * of one peer go in one request per chunk, and each block's answer either
+ * finishes it or moves it on to its next candidate. Every socket wait is
+ * bounded by the call's deadline (now + timeout_ms); a peer that fails or
+ * times out is marked down and retried after an exponential backoff, so a
+ * dead peer costs later calls nothing until its next probe.
+ *
+ * Connections: a few idle ones per peer are kept; a worker takes one for
+ * a request and gives it back. An idle connection that became readable
+ * (the server closed it, e.g. it restarted) is dropped before use.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "checksum.h"
+#include "proto.h"
+#include "remote.h"
+#include "remote_rdma.h"
+
+#define MAX_PEERS 64
+#define MAX_IDLE 8
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define IOV_CHUNK 512
+#define CHUNK_BYTES (8u << 20)    /* data per request; two are kept in flight */
+
+struct rconn {
+	int fd;
+	bool rdma;             /* QP connected: put/get go over verbs */
+	struct kvr_qp qp;
+	uint64_t raddr;        /* server pool base */
+	uint32_t rkey;
+	uint32_t max_msg;      /* min of both devices */
+};
+
+struct rpeer {
+	char host[256];
+	char port[16];
+	char label[280];
+	uint64_t seed;
+	pthread_mutex_t mu;
+	struct rconn *idle[MAX_IDLE];
+	unsigned nidle;
+	bool down;
+	uint64_t retry_at;      /* ns, CLOCK_MONOTONIC */
+	uint32_t backoff_ms;
+	uint32_t max_batch;
+	uint32_t max_data;
+	uint64_t capacity;      /* blocks, from the last HELLO reply */
+};
+
+struct remote {
+	struct kv_remote_opts o;
+	size_t block_bytes;
+	unsigned npeers;
+	unsigned replicas;
+	int timeout_ms;
+	uint8_t secret[KVP_SECRET_MAX];
+	int secret_len;
+	char name[KVP_NAME_BYTES];
+	atomic_uint_fast64_t req_id;
+	struct rpeer peer[MAX_PEERS];
+	bool rdma;                    /* device open and pool registered */
+	struct kvr_dev dev;
+	struct ibv_mr *mr;
+	uint8_t *pool_base;
+	size_t pool_len;
+	atomic_bool rdma_warned;
+	atomic_uint_fast64_t hits, misses, bytes_in, bytes_out, failures, verify_failures, stored;
+	atomic_uint_fast64_t rdma_blocks;    /* blocks moved by RDMA READ/WRITE */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --------------------------------------------------------------- socket I/O */
+
+static int wait_fd(int fd, short ev, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t now = now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		uint64_t ms = (deadline - now + 999999) / 1000000;
+		struct pollfd p = { .fd = fd, .events = ev };
+		int r = poll(&p, 1, ms > 60000 ? 60000 : (int)ms);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static int send_iov(int fd, struct iovec *iov, unsigned cnt, uint64_t deadline)
+{
+	unsigned i = 0;
+	while (i < cnt) {
+		if (iov[i].iov_len == 0) {
+			i++;
+			continue;
+		}
+		struct msghdr mh = { .msg_iov = iov + i, .msg_iovlen = cnt - i > IOV_CHUNK ? IOV_CHUNK : cnt - i };
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				int err = wait_fd(fd, POLLOUT, deadline);
+				if (err)
+					return err;
+				continue;
+			}
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		size_t left = (size_t)w;
+		while (left && i < cnt) {
+			if (left >= iov[i].iov_len) {
+				left -= iov[i].iov_len;
+				iov[i].iov_len = 0;
+				i++;
+			} else {
+				iov[i].iov_base = (uint8_t *)iov[i].iov_base + left;
+				iov[i].iov_len -= left;
+				left = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int recv_full(int fd, void *buf, size_t len, uint64_t deadline)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t r = recv(fd, p, len, MSG_DONTWAIT);
+		if (r > 0) {
+			p += r;
+			len -= (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int err = wait_fd(fd, POLLIN, deadline);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Send a request: header, then meta (may be NULL), then data iovs. */
+static int send_req(int fd, uint16_t op, uint64_t id, const void *meta, size_t mlen,
+		    struct iovec *data, unsigned ndata, size_t dlen, uint64_t deadline)
+{
+	uint8_t hdr[KVP_HDR_BYTES];
+	kvp_hdr_encode(hdr, op, 0, (uint32_t)(mlen + dlen), 0, id);
+	if (ndata == 0) {
+		struct iovec v[2] = { { hdr, sizeof(hdr) }, { (void *)meta, mlen } };
+		return send_iov(fd, v, 2, deadline);
+	}
+	/* data[0] is reserved by the caller for header + meta (two entries: -2, -1). */
+	data[-2] = (struct iovec){ hdr, sizeof(hdr) };
+	data[-1] = (struct iovec){ (void *)meta, mlen };
+	return send_iov(fd, data - 2, ndata + 2, deadline);
+}
+
+/* Read a response header for (op, id). Returns 0 and fills h, or -errno. */
+static int recv_resp(int fd, uint16_t op, uint64_t id, struct kvp_hdr *h, uint64_t deadline)
+{
+	uint8_t b[KVP_HDR_BYTES];
+	int err = recv_full(fd, b, sizeof(b), deadline);
+	if (err)
+		return err;
+	if (kvp_hdr_decode(b, 1, h) || h->op != op || h->req_id != id)
+		return -EPROTO;
+	return 0;
+}
+
+/* An error response: read its reason text (bounded) into why. */
+static int recv_reason(int fd, const struct kvp_hdr *h, char *why, size_t wlen, uint64_t deadline)
+{
+	if (h->len > KVP_REASON_MAX)
+		return -EPROTO;
+	char buf[KVP_REASON_MAX + 1];
+	int err = recv_full(fd, buf, h->len, deadline);
+	if (err)
+		return err;
+	buf[h->len] = 0;
+	for (size_t i = 0; i < h->len; i++)
+		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e)
+			buf[i] = '?';
+	snprintf(why, wlen, "%s", buf);
+	return 0;
+}
+
+/* ------------------------------------------------------------- connections */
+
+static int tcp_connect(const char *host, const char *port, uint64_t deadline, int *out)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	int gai = getaddrinfo(host, port, &hints, &ai);
+	if (gai)
+		return gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	int err = -EHOSTUNREACH;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) && errno != EINPROGRESS) {
+			err = -errno;
+			close(fd);
+			continue;
+		}
+		err = wait_fd(fd, POLLOUT, deadline);
+		if (!err) {
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+			err = -soerr;
+		}
+		if (err) {
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		*out = fd;
+		freeaddrinfo(ai);
+		return 0;
+	}
+	freeaddrinfo(ai);
+	return err;
+}
+
+/*
+ * Connect and say hello (and authenticate when asked). admin: a status-only
+ * hello. why gets the server's reason when it refuses. Returns 0 or -errno.
+ */
+static int session_open(const char *host, const char *port, const struct kv_geometry *g,
+			kv_hash root, bool admin, const uint8_t *secret, int secret_len,
+			const char *name, uint64_t deadline, int *out, struct kvp_hello_reply *rep,
+			char *why, size_t wlen)
+{
+	int fd = -1, err;
+	struct kvp_hdr h;
+
+	why[0] = 0;
+	err = tcp_connect(host, port, deadline, &fd);
+	if (err)
+		return err;
+	struct kvp_hello hello = {
+		.ver_min = KVP_VERSION, .ver_max = KVP_VERSION,
+		.flags = admin ? KVP_HELLO_ADMIN : 0,
+		.ns_root = root,
+	};
+	if (!admin) {
+		hello.geom = *g;
+		hello.block_bytes = (uint32_t)kv_geometry_block_bytes(g);
+	}
+	snprintf(hello.name, sizeof(hello.name), "%s", name);
+	uint8_t buf[KVP_HELLO_BYTES > KVP_HELLO_REPLY_BYTES ? KVP_HELLO_BYTES : KVP_HELLO_REPLY_BYTES];
+	size_t n = kvp_hello_encode(buf, &hello);
+	if ((err = send_req(fd, KVP_OP_HELLO, 1, buf, n, NULL, 0, 0, deadline)))
+		goto fail;
+	if ((err = recv_resp(fd, KVP_OP_HELLO, 1, &h, deadline)))
+		goto fail;
+	if (h.status) {
+		recv_reason(fd, &h, why, wlen, deadline);
+		err = h.status;
+		goto fail;
+	}
+	if (h.len != KVP_HELLO_REPLY_BYTES) {
+		err = -EPROTO;
+		goto fail;
+	}
+	if ((err = recv_full(fd, buf, h.len, deadline)))
+		goto fail;
+	if ((err = kvp_hello_reply_decode(buf, h.len, rep)))
+		goto fail;
+	if (rep->flags & KVP_SRV_AUTH) {
+		uint8_t mac[KVP_MAC_BYTES];
+		if (secret_len <= 0) {
+			snprintf(why, wlen, "server requires auth and no secret is configured");
+			err = -EACCES;
+			goto fail;
+		}
+		if ((err = kvp_auth_mac(secret, (size_t)secret_len, rep->nonce, root, &hello.geom, mac)))
+			goto fail;
+		if ((err = send_req(fd, KVP_OP_AUTH, 2, mac, sizeof(mac), NULL, 0, 0, deadline)))
+			goto fail;
+		if ((err = recv_resp(fd, KVP_OP_AUTH, 2, &h, deadline)))
+			goto fail;
+		if (h.status) {
+			recv_reason(fd, &h, why, wlen, deadline);
+			err = h.status;
+			goto fail;
+		}
+		if (h.len) {
+			err = -EPROTO;
+			goto fail;
+		}
+	}
+	*out = fd;
+	return 0;
+fail:
+	close(fd);
+	return err;
+}
+
+static void rconn_free(struct rconn *c)
+{
+	if (!c)
+		return;
+	/* QP first: after this no RDMA touches our slots. */
+	if (c->qp.qp)
+		kvr_qp_destroy(&c->qp);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void peer_down(struct remote *r, struct rpeer *p, int err, const char *why)
+{
+	pthread_mutex_lock(&p->mu);
+	bool was_up = !p->down;
+	p->down = true;
+	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (p->backoff_ms > BACKOFF_MAX_MS)
+		p->backoff_ms = BACKOFF_MAX_MS;
+	p->retry_at = now_ns() + (uint64_t)p->backoff_ms * 1000000ull;
+	struct rconn *drop[MAX_IDLE];
+	unsigned nd = 0;
+	while (p->nidle)
+		drop[nd++] = p->idle[--p->nidle];
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned k = 0; k < nd; k++)
+		rconn_free(drop[k]);
+	if (was_up && !(r->o.flags & KV_REMOTE_QUIET))
+		fprintf(stderr, "libkv: remote peer %s down: %s%s%s; retrying with backoff\n",
+			p->label, strerror(-err), why && *why ? ": " : "", why ? why : "");
+}
+
+/* Is p worth trying now (up, or down and due for a probe)? */
+static bool peer_usable(struct rpeer *p, uint64_t now)
+{
+	pthread_mutex_lock(&p->mu);
+	bool ok = !p->down || now >= p->retry_at;
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+/* Set up the verbs QP of a fresh connection; on any failure it stays TCP. */
+static void rdma_setup(struct remote *r, struct rpeer *p, struct rconn *c, uint64_t deadline)
+{
+	struct kvp_rdma loc, rem;
+	struct kvp_hdr h;
+	uint8_t b[KVP_RDMA_BYTES];
+	char why[KVP_REASON_MAX + 1] = "";
+	int err = kvr_qp_create(&r->dev, 128, &c->qp);
+	if (err)
+		goto fail;
+	kvr_qp_local(&r->dev, &c->qp, NULL, NULL, &loc);
+	kvp_rdma_encode(b, &loc);
+	if ((err = send_req(c->fd, KVP_OP_RDMA_CONNECT, 3, b, sizeof(b), NULL, 0, 0, deadline)))
+		goto fail_conn;
+	if ((err = recv_resp(c->fd, KVP_OP_RDMA_CONNECT, 3, &h, deadline)))
+		goto fail_conn;
+	if (h.status) {
+		if ((err = recv_reason(c->fd, &h, why, sizeof(why), deadline)))
+			goto fail_conn;
+		err = h.status;
+		goto fail;
+	}
+	if (h.len != KVP_RDMA_BYTES || (err = recv_full(c->fd, b, h.len, deadline)))
+		goto fail_conn;
+	if ((err = kvp_rdma_decode(b, h.len, &rem)) || rem.rkey == 0)
+		goto fail_conn;
+	if ((err = kvr_qp_connect(&r->dev, &c->qp, &rem)))
+		goto fail;
+	c->rdma = true;
+	c->raddr = rem.addr;
+	c->rkey = rem.rkey;
+	c->max_msg = rem.max_msg < r->dev.max_msg ? rem.max_msg : r->dev.max_msg;
+	return;
+fail_conn:
+	/* The control stream is out of step: drop the connection entirely. */
+	kvr_qp_destroy(&c->qp);
+	close(c->fd);
+	c->fd = -1;
+	return;
+fail:
+	kvr_qp_destroy(&c->qp);
+	if (!atomic_exchange(&r->rdma_warned, true) && !(r->o.flags & KV_REMOTE_QUIET))
+		fprintf(stderr, "libkv: remote peer %s: RDMA not usable (%s%s%s), using TCP\n", p->label,
+			strerror(-err), why[0] ? ": " : "", why);
+}
+
+static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct rconn **out)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->nidle) {
+		struct rconn *c = p->idle[--p->nidle];
+		pthread_mutex_unlock(&p->mu);
+		struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+		if (poll(&pf, 1, 0) == 0) {
+			*out = c;
+			return 0;
+		}
+		rconn_free(c);   /* closed by the server (or junk): stale */
+		pthread_mutex_lock(&p->mu);
+	}
+	uint64_t now = now_ns();
+	if (p->down) {
+		if (now < p->retry_at) {
+			pthread_mutex_unlock(&p->mu);
+			return -EHOSTDOWN;
+		}
+		/* This caller probes; the others fail fast until the probe's result. */
+		p->retry_at = now + (uint64_t)p->backoff_ms * 1000000ull;
+	}
+	pthread_mutex_unlock(&p->mu);
+
+	struct kvp_hello_reply rep;
+	char why[KVP_REASON_MAX + 1];
+	struct rconn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = -1;
+	int err = session_open(p->host, p->port, &r->o.geom, r->o.ns_root, false, r->secret,
+			       r->secret_len, r->name, deadline, &c->fd, &rep, why, sizeof(why));
+	if (!err && r->rdma && (rep.flags & KVP_SRV_RDMA)) {
+		rdma_setup(r, p, c, deadline);
+		if (c->fd < 0)
+			err = -EPROTO;
+	}
+	if (err) {
+		rconn_free(c);
+		peer_down(r, p, err, why);
+		return err;
+	}
+	pthread_mutex_lock(&p->mu);
+	bool was_down = p->down;
+	p->down = false;
+	p->backoff_ms = 0;
+	p->max_batch = rep.max_batch;
+	p->max_data = rep.max_data;
+	p->capacity = rep.capacity;
+	pthread_mutex_unlock(&p->mu);
+	if (was_down && !(r->o.flags & KV_REMOTE_QUIET))
+		fprintf(stderr, "libkv: remote peer %s reconnected\n", p->label);
+	*out = c;
+	return 0;
+}
+
+static void conn_put(struct remote *r, struct rpeer *p, struct rconn *c, int err)
+{
+	if (err) {
+		rconn_free(c);
+		peer_down(r, p, err, NULL);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->nidle < MAX_IDLE && !p->down) {
+		p->idle[p->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&p->mu);
+	rconn_free(c);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* Blocks per request to p: bounded by the server's batch and data limits. */
+static size_t chunk_blocks(struct remote *r, struct rpeer *p)
+{
+	size_t mb = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
+	size_t md = p->max_data ? p->max_data : KVP_MAX_DATA;
+	if (md > CHUNK_BYTES)
+		md = CHUNK_BYTES;
+	size_t c = md / r->block_bytes;
+	if (c < 1)
+		c = 1;
+	return c < mb ? c : mb;
+}
+
+/* LOOKUP of idx[0..n) on one connection. present[idx[k]] set. */
+static int rpc_lookup(struct remote *r, int fd, const kv_hash *h, const size_t *idx, size_t n,
+		      uint8_t *present, uint64_t deadline)
+{
+	size_t mlen = KVP_BATCH_HDR + n * KVP_ENT_HASH;
+	uint8_t *m = malloc(mlen > KVP_BATCH_HDR + n ? mlen : KVP_BATCH_HDR + n);
+	if (!m)
+		return -ENOMEM;
+	kvp_batch_encode(m, (uint32_t)n);
+	for (size_t k = 0; k < n; k++)
+		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, h[idx[k]]);
+	uint64_t id = atomic_fetch_add(&r->req_id, 1);
+	struct kvp_hdr rh;
+	int err = send_req(fd, KVP_OP_LOOKUP, id, m, mlen, NULL, 0, 0, deadline);
+	if (!err)
+		err = recv_resp(fd, KVP_OP_LOOKUP, id, &rh, deadline);
+	if (!err && (rh.status || rh.len != KVP_BATCH_HDR + n))
+		err = -EPROTO;
+	if (!err)
+		err = recv_full(fd, m, rh.len, deadline);
+	if (!err && kvp_batch_decode(m, rh.len, KVP_RENT_PRESENT, 0) != (int)n)
+		err = -EPROTO;
+	for (size_t k = 0; !err && k < n; k++) {
+		uint8_t v = m[KVP_BATCH_HDR + k];
+		if (v > 1)
+			err = -EPROTO;
+		else
+			present[idx[k]] = v;
+	}
+	free(m);
+	return err;
+}
+
+/* PUT request for io[idx[0..n)]: metadata then the slots themselves. */
+static int put_send(struct remote *r, int fd, struct kv_tier_io *io, const size_t *idx, size_t n,
+		    uint64_t id, uint64_t deadline)
+{
+	size_t mlen = KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM;
+	uint8_t *m = malloc(mlen);
+	struct iovec *v = malloc((n + 2) * sizeof(*v));
+	int err = -ENOMEM;
+	if (m && v) {
+		kvp_batch_encode(m, (uint32_t)n);
+		for (size_t k = 0; k < n; k++) {
+			uint8_t *e = m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM;
+			kvp_put_hash(e, io[idx[k]].h);
+			kvp_put64(e + 16, io[idx[k]].csum);
+			v[k + 2].iov_base = io[idx[k]].buf;
+			v[k + 2].iov_len = r->block_bytes;
+		}
+		err = send_req(fd, KVP_OP_PUT, id, m, mlen, v + 2, (unsigned)n, n * r->block_bytes, deadline);
+	}
+	free(m);
+	free(v);
+	return err;
+}
+
+/* PUT answer: res per block. */
+static int put_recv(int fd, size_t n, uint64_t id, int32_t *res, uint64_t deadline)
+{
+	struct kvp_hdr rh;
+	size_t rlen = KVP_BATCH_HDR + n * KVP_RENT_RES;
+	uint8_t *m = malloc(rlen);
+	if (!m)
+		return -ENOMEM;
+	int err = recv_resp(fd, KVP_OP_PUT, id, &rh, deadline);
+	if (!err && (rh.status || rh.len != rlen))
+		err = -EPROTO;
+	if (!err)
+		err = recv_full(fd, m, rlen, deadline);
+	if (!err && kvp_batch_decode(m, rlen, KVP_RENT_RES, 0) != (int)n)
+		err = -EPROTO;
+	for (size_t k = 0; !err && k < n; k++) {
+		int32_t x = (int32_t)kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_RES);
+		if (x > 0 || x < -4095)
+			err = -EPROTO;
+		else
+			res[k] = x;
+	}
+	free(m);
+	return err;
+}
+
+static int get_send(int fd, struct kv_tier_io *io, const size_t *idx, size_t n, uint64_t id,
+		    uint64_t deadline)
+{
+	size_t mlen = KVP_BATCH_HDR + n * KVP_ENT_HASH;
+	uint8_t *m = malloc(mlen);
+	if (!m)
+		return -ENOMEM;
+	kvp_batch_encode(m, (uint32_t)n);
+	for (size_t k = 0; k < n; k++)
+		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
+	int err = send_req(fd, KVP_OP_GET, id, m, mlen, NULL, 0, 0, deadline);
+	free(m);
+	return err;
+}
+
+/* GET answer straight into the slots, each verified as it lands; res[k] per block. */
+static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_t *idx, size_t n,
+		    uint64_t id, int32_t *res, uint64_t deadline)
+{
+	size_t rlen = KVP_BATCH_HDR + n * KVP_RENT_GET;
+	uint8_t *m = malloc(rlen);
+	if (!m)
+		return -ENOMEM;
+	struct kvp_hdr rh;
+	int err = recv_resp(fd, KVP_OP_GET, id, &rh, deadline);
+	if (!err && (rh.status || rh.len < rlen))
+		err = -EPROTO;
+	if (!err)
+		err = recv_full(fd, m, rlen, deadline);
+	if (!err && kvp_batch_decode(m, rlen, KVP_RENT_GET, 0) != (int)n)
+		err = -EPROTO;
+	size_t found = 0;
+	for (size_t k = 0; !err && k < n; k++) {
+		int32_t x = (int32_t)kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_GET);
+		if (x > 0 || x < -4095)
+			err = -EPROTO;
+		found += x == 0;
+	}
+	if (!err && rh.len - rlen != found * r->block_bytes)
+		err = -EPROTO;
+	for (size_t k = 0; !err && k < n; k++) {
+		const uint8_t *e = m + KVP_BATCH_HDR + k * KVP_RENT_GET;
+		int32_t x = (int32_t)kvp_get32(e);
+		struct kv_tier_io *b = &io[idx[k]];
+		res[k] = x;
+		if (x)
+			continue;
+		err = recv_full(fd, b->buf, r->block_bytes, deadline);
+		if (err)
+			break;
+		b->csum = kvp_get64(e + 8);
+		/* Verify now, while the server keeps filling the socket buffer. */
+		if (kv_csum64(b->buf, r->block_bytes) != b->csum) {
+			atomic_fetch_add(&r->verify_failures, 1);
+			res[k] = -EBADMSG;
+		}
+	}
+	free(m);
+	return err;
+}
+
+/* ------------------------------------------------------------------ RDMA */
+
+/* Every buffer inside the registered pool (else this batch goes over TCP). */
+static bool rdma_bufs_ok(struct remote *r, struct kv_tier_io *io, const size_t *idx, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		uint8_t *b = io[idx[k]].buf;
+		if (b < r->pool_base || b + r->block_bytes > r->pool_base + r->pool_len)
+			return false;
+	}
+	return true;
+}
+
+/* One request/response with a batch answer of n entries of rent bytes into out. */
+static int rpc_batch(struct remote *r, int fd, uint16_t op, const uint8_t *m, size_t mlen, size_t n,
+		     size_t rent, uint8_t *out, uint64_t deadline)
+{
+	uint64_t id = atomic_fetch_add(&r->req_id, 1);
+	struct kvp_hdr rh;
+	size_t rlen = KVP_BATCH_HDR + n * rent;
+	int err = send_req(fd, op, id, m, mlen, NULL, 0, 0, deadline);
+	if (!err)
+		err = recv_resp(fd, op, id, &rh, deadline);
+	if (!err && (rh.status || rh.len != rlen))
+		err = -EPROTO;
+	if (!err)
+		err = recv_full(fd, out, rlen, deadline);
+	if (!err && kvp_batch_decode(out, rlen, rent, 0) != (int)n)
+		err = -EPROTO;
+	for (size_t k = 0; !err && k < n; k++) {
+		int32_t x = (int32_t)kvp_get32(out + KVP_BATCH_HDR + k * rent);
+		if (x > 0 || x < -4095)
+			err = -EPROTO;
+	}
+	return err;
+}
+
+/* put = GRANT slots, RDMA WRITE into them, COMMIT. */
+static int rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,
+		    size_t n, int32_t *res, uint64_t deadline)
+{
+	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM);
+	uint8_t *a = malloc(KVP_BATCH_HDR + n * KVP_RENT_GRANT);
+	void **loc = malloc(n * sizeof(*loc));
+	uint64_t *rad = malloc(n * sizeof(*rad));
+	size_t *gk = malloc(n * sizeof(*gk));
+	int err = -ENOMEM;
+	if (!m || !a || !loc || !rad || !gk)
+		goto out;
+	kvp_batch_encode(m, (uint32_t)n);
+	for (size_t k = 0; k < n; k++) {
+		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM, io[idx[k]].h);
+		kvp_put64(m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM + 16, io[idx[k]].csum);
+	}
+	err = rpc_batch(r, c->fd, KVP_OP_GRANT, m, KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM, n,
+			KVP_RENT_GRANT, a, deadline);
+	if (err)
+		goto out;
+	size_t ng = 0;
+	for (size_t k = 0; k < n; k++) {
+		const uint8_t *e = a + KVP_BATCH_HDR + k * KVP_RENT_GRANT;
+		int32_t x = (int32_t)kvp_get32(e);
+		uint64_t off = kvp_get64(e + 8);
+		res[k] = x == -EEXIST ? 0 : x;
+		if (x)
+			continue;
+		if (off > UINT64_MAX - c->raddr - r->block_bytes) {
+			err = -EPROTO;
+			goto out;
+		}
+		loc[ng] = io[idx[k]].buf;
+		rad[ng] = c->raddr + off;
+		gk[ng++] = k;
+	}
+	if (!ng)
+		goto out;
+	err = kvr_rw(&c->qp, true, loc, kvr_mr_lkey(r->mr), rad, c->rkey, ng, r->block_bytes,
+		     c->max_msg, deadline, NULL, NULL);
+	if (err)
+		goto out;
+	atomic_fetch_add(&r->rdma_blocks, ng);
+	kvp_batch_encode(m, (uint32_t)ng);
+	for (size_t g = 0; g < ng; g++)
+		kvp_put_hash(m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[gk[g]]].h);
+	err = rpc_batch(r, c->fd, KVP_OP_COMMIT, m, KVP_BATCH_HDR + ng * KVP_ENT_HASH, ng,
+			KVP_RENT_RES, a, deadline);
+	for (size_t g = 0; !err && g < ng; g++)
+		res[gk[g]] = (int32_t)kvp_get32(a + KVP_BATCH_HDR + g * KVP_RENT_RES);
+out:
+	free(m);
+	free(a);
+	free(loc);
+	free(rad);
+	free(gk);
+	return err;
+}
+
+struct read_verify {
+	struct remote *r;
+	struct kv_tier_io *io;
+	const size_t *idx, *gk;
+	int32_t *res;
+};
+
+static void read_verified(void *arg, size_t g)
+{
+	struct read_verify *v = arg;
+	struct kv_tier_io *b = &v->io[v->idx[v->gk[g]]];
+	if (kv_csum64(b->buf, v->r->block_bytes) != b->csum) {
+		atomic_fetch_add(&v->r->verify_failures, 1);
+		v->res[v->gk[g]] = -EBADMSG;
+	}
+}
+
+/* get = LEASE (held against eviction), RDMA READ, verify, RELEASE. */
+static int rdma_get(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,
+		    size_t n, int32_t *res, uint64_t deadline)
+{
+	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH);
+	uint8_t *a = malloc(KVP_BATCH_HDR + n * KVP_RENT_LEASE);
+	void **loc = malloc(n * sizeof(*loc));
+	uint64_t *rad = malloc(n * sizeof(*rad));
+	size_t *gk = malloc(n * sizeof(*gk));
+	int err = -ENOMEM;
+	if (!m || !a || !loc || !rad || !gk)
+		goto out;
+	kvp_batch_encode(m, (uint32_t)n);
+	for (size_t k = 0; k < n; k++)
+		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
+	err = rpc_batch(r, c->fd, KVP_OP_LEASE, m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
+			KVP_RENT_LEASE, a, deadline);
+	if (err)
+		goto out;
+	size_t ng = 0;
+	for (size_t k = 0; k < n; k++) {
+		const uint8_t *e = a + KVP_BATCH_HDR + k * KVP_RENT_LEASE;
+		int32_t x = (int32_t)kvp_get32(e);
+		uint64_t off = kvp_get64(e + 16);
+		res[k] = x;
+		if (x)
+			continue;
+		if (off > UINT64_MAX - c->raddr - r->block_bytes) {
+			err = -EPROTO;
+			goto out;
+		}
+		io[idx[k]].csum = kvp_get64(e + 8);
+		loc[ng] = io[idx[k]].buf;
+		rad[ng] = c->raddr + off;
+		gk[ng++] = k;
+	}
+	if (!ng)
+		goto out;
+	/* Each block is verified as soon as its READs complete, while the rest are in flight. */
+	struct read_verify rv = { .r = r, .io = io, .idx = idx, .gk = gk, .res = res };
+	err = kvr_rw(&c->qp, false, loc, kvr_mr_lkey(r->mr), rad, c->rkey, ng, r->block_bytes,
+		     c->max_msg, deadline, read_verified, &rv);
+	if (err)
+		goto out;   /* closing the connection drops the leases */
+	atomic_fetch_add(&r->rdma_blocks, ng);
+	kvp_batch_encode(m, (uint32_t)ng);
+	for (size_t g = 0; g < ng; g++)
+		kvp_put_hash(m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[gk[g]]].h);
+	err = rpc_batch(r, c->fd, KVP_OP_RELEASE, m, KVP_BATCH_HDR + ng * KVP_ENT_HASH, ng,
+			KVP_RENT_RES, a, deadline);
+out:
+	free(m);
+	free(a);
+	free(loc);
+	free(rad);
+	free(gk);
+	return err;
+}
+
+/* ------------------------------------------------------------- placement */
+
+static void rank_peers(struct remote *r, kv_hash h, uint8_t *order)
+{
+	uint64_t score[MAX_PEERS];
+	for (unsigned i = 0; i < r->npeers; i++) {
+		uint8_t b[16];
+		kvp_put_hash(b, h);
+		score[i] = XXH3_64bits_withSeed(b, sizeof(b), r->peer[i].seed);
+		order[i] = (uint8_t)i;
+	}
+	/* Insertion sort, highest score first (npeers is small). */
+	for (unsigned i = 1; i < r->npeers; i++) {
+		uint8_t o = order[i];
+		unsigned j = i;
+		while (j > 0 && score[order[j - 1]] < score[o]) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = o;
+	}
+}
+
+enum { OP_LOOKUP, OP_PUT, OP_GET };
+
+/*
+ * The round engine shared by lookup, write and read. For each block:
+ * rank[i] = next candidate position, got[i] = peers that answered (read,
+ * lookup) or stored (write), done[i] when finished.
+ */
+struct job {
+	struct remote *r;
+	int op;
+	size_t n;
+	const kv_hash *h;           /* lookup */
+	uint8_t *present;           /* lookup out */
+	struct kv_tier_io *io;      /* put/get */
+	uint8_t *order;             /* n * npeers */
+	uint8_t *rank, *got, *done;
+	int32_t *last;              /* last error per block */
+};
+
+static kv_hash job_hash(struct job *j, size_t i)
+{
+	return j->op == OP_LOOKUP ? j->h[i] : j->io[i].h;
+}
+
+/* One peer's share of a round: blocks idx[0..cnt). */
+static void job_peer(struct job *j, unsigned pi, size_t *idx, size_t cnt, uint64_t deadline)
+{
+	struct remote *r = j->r;
+	struct rpeer *p = &r->peer[pi];
+	int32_t *res = malloc(cnt * sizeof(*res));
+	struct rconn *conn = NULL;
+	int err = res ? 0 : -ENOMEM;
+	if (!err)
+		err = conn_get(r, p, deadline, &conn);
+	int fd = conn ? conn->fd : -1;
+	size_t off = 0;
+	if (j->op == OP_LOOKUP) {
+		size_t c = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
+		while (!err && off < cnt) {
+			size_t m = c < cnt - off ? c : cnt - off;
+			err = rpc_lookup(r, fd, j->h, idx + off, m, j->present, deadline);
+			for (size_t k = 0; !err && k < m; k++)
+				res[off + k] = j->present[idx[off + k]] ? 0 : -ENOENT;
+			if (!err)
+				off += m;
+		}
+	} else if (!err && conn->rdma && rdma_bufs_ok(r, j->io, idx, cnt)) {
+		size_t c = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
+		if (c > 256)
+			c = 256;
+		while (!err && off < cnt) {
+			size_t m = c < cnt - off ? c : cnt - off;
+			err = j->op == OP_PUT ? rdma_put(r, conn, j->io, idx + off, m, res + off, deadline)
+					      : rdma_get(r, conn, j->io, idx + off, m, res + off, deadline);
+			if (!err)
+				off += m;
+		}
+	} else {
+		/*
+		 * Pipelined, two requests in flight: the server answers chunk k
+		 * while chunk k+1 is already on the wire, so neither side idles
+		 * between chunks.
+		 */
+		size_t c = chunk_blocks(r, p), sent = 0;
+		uint64_t ids[2];
+		size_t at[2], len[2];
+		unsigned head = 0, inflight = 0;
+		while (!err && off < cnt) {
+			while (!err && sent < cnt && inflight < 2) {
+				unsigned slot = (head + inflight) % 2;
+				size_t m = c < cnt - sent ? c : cnt - sent;
+				ids[slot] = atomic_fetch_add(&r->req_id, 1);
+				at[slot] = sent;
+				len[slot] = m;
+				err = j->op == OP_PUT ? put_send(r, fd, j->io, idx + sent, m, ids[slot], deadline)
+						      : get_send(fd, j->io, idx + sent, m, ids[slot], deadline);
+				sent += m;
+				inflight++;
+			}
+			if (err)
+				break;
+			err = j->op == OP_PUT ? put_recv(fd, len[head], ids[head], res + at[head], deadline)
+					      : get_recv(r, fd, j->io, idx + at[head], len[head], ids[head],
+							 res + at[head], deadline);
+			if (!err)
+				off += len[head];
+			head = (head + 1) % 2;
+			inflight--;
+		}
+	}
+	if (conn)
+		conn_put(r, p, conn, err);
+	for (size_t k = 0; k < cnt; k++) {
+		size_t i = idx[k];
+		if (k >= off) {
+			/* Not answered (the peer failed): move on to the next candidate. */
+			j->last[i] = err ? err : -EIO;
+			j->rank[i]++;
+			continue;
+		}
+		int32_t x = res[k];   /* answered before any failure: keep it */
+		if (j->op == OP_GET && x == 0)
+			atomic_fetch_add(&r->bytes_out, r->block_bytes);   /* verified in rpc_get */
+		if (j->op == OP_PUT) {
+			if (x == 0) {
+				j->got[i]++;
+				atomic_fetch_add(&r->bytes_in, r->block_bytes);
+			}
+			j->last[i] = x ? x : j->last[i];
+			j->rank[i]++;
+			if (j->got[i] >= r->replicas)
+				j->done[i] = 1;
+			continue;
+		}
+		j->got[i]++;
+		if (x == 0) {
+			j->done[i] = 1;
+			j->last[i] = 0;
+			continue;
+		}
+		/* A miss (or a copy that failed its checksum): the next replica, if any. */
+		if (j->last[i] != -EBADMSG)
+			j->last[i] = x;
+		j->rank[i]++;
+		if (j->got[i] >= r->replicas)
+			j->done[i] = 1;
+	}
+	free(res);
+}
+
+static int job_run(struct job *j)
+{
+	struct remote *r = j->r;
+	size_t n = j->n;
+	unsigned np = r->npeers;
+	int err = -ENOMEM;
+	size_t *idx = malloc(n * sizeof(*idx));
+	size_t *cnt = calloc(np, sizeof(*cnt));
+	size_t *start = calloc(np + 1, sizeof(*start));
+	uint8_t *who = malloc(n);
+	j->order = malloc(n * np);
+	j->rank = calloc(n, 1);
+	j->got = calloc(n, 1);
+	j->done = calloc(n, 1);
+	j->last = malloc(n * sizeof(*j->last));
+	if (!idx || !cnt || !start || !who || !j->order || !j->rank || !j->got || !j->done || !j->last)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		rank_peers(r, job_hash(j, i), j->order + i * np);
+		j->last[i] = -EHOSTDOWN;
+	}
+	uint64_t deadline = now_ns() + (uint64_t)r->timeout_ms * 1000000ull;
+	for (;;) {
+		uint64_t now = now_ns();
+		bool usable[MAX_PEERS];
+		for (unsigned k = 0; k < np; k++)
+			usable[k] = peer_usable(&r->peer[k], now);
+		memset(cnt, 0, np * sizeof(*cnt));
+		size_t pending = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (j->done[i])
+				continue;
+			while (j->rank[i] < np && !usable[j->order[i * np + j->rank[i]]])
+				j->rank[i]++;
+			if (j->rank[i] >= np) {
+				j->done[i] = 1;
+				continue;
+			}
+			if (now >= deadline) {
+				j->done[i] = 1;
+				j->last[i] = -ETIMEDOUT;
+				continue;
+			}
+			who[i] = j->order[i * np + j->rank[i]];
+			cnt[who[i]]++;
+			pending++;
+		}
+		if (!pending)
+			break;
+		start[0] = 0;
+		for (unsigned k = 0; k < np; k++)
+			start[k + 1] = start[k] + cnt[k];
+		memset(cnt, 0, np * sizeof(*cnt));
+		for (size_t i = 0; i < n; i++)
+			if (!j->done[i])
+				idx[start[who[i]] + cnt[who[i]]++] = i;
+		for (unsigned k = 0; k < np; k++)
+			if (cnt[k])
+				job_peer(j, k, idx + start[k], cnt[k], deadline);
+	}
+	err = 0;
+out:
+	free(idx);
+	free(cnt);
+	free(start);
+	free(who);
+	free(j->order);
+	free(j->rank);
+	free(j->done);
+	if (err) {
+		free(j->last);
+		free(j->got);
+		j->last = NULL;
+		j->got = NULL;
+	}
+	return err;
+}
+
+/* ------------------------------------------------------------ tier ops */
+
+static int remote_write(void *ctx, struct kv_tier_io *io, size_t n)
+{
+	struct remote *r = ctx;
+	if (n == 0)
+		return 0;
+	struct job j = { .r = r, .op = OP_PUT, .n = n, .io = io };
+	int err = job_run(&j);
+	if (err)
+		return err;
+	int ok = 0;
+	for (size_t i = 0; i < n; i++) {
+		io[i].res = j.got[i] ? 0 : (j.last[i] ? j.last[i] : -EIO);
+	}
+	free(j.last);
+	free(j.got);
+	for (size_t i = 0; i < n; i++) {
+		if (io[i].res == 0)
+			ok++;
+		else
+			atomic_fetch_add(&r->failures, 1);
+	}
+	atomic_fetch_add(&r->stored, (uint64_t)ok);
+	return ok;
+}
+
+static int remote_read(void *ctx, struct kv_tier_io *io, size_t n)
+{
+	struct remote *r = ctx;
+	if (n == 0)
+		return 0;
+	struct job j = { .r = r, .op = OP_GET, .n = n, .io = io };
+	int err = job_run(&j);
+	if (err)
+		return err;
+	int ok = 0;
+	for (size_t i = 0; i < n; i++) {
+		io[i].res = j.last[i];
+		if (io[i].res == 0) {
+			ok++;
+			atomic_fetch_add(&r->hits, 1);
+		} else if (io[i].res == -ENOENT || io[i].res == -EBADMSG) {
+			atomic_fetch_add(&r->misses, 1);
+		} else {
+			atomic_fetch_add(&r->misses, 1);
+			atomic_fetch_add(&r->failures, 1);
+		}
+	}
+	free(j.last);
+	free(j.got);
+	return ok;
+}
+
+static int remote_lookup(void *ctx, const kv_hash *h, size_t n, uint8_t *present)
+{
+	struct remote *r = ctx;
+	if (n == 0)
+		return 0;
+	memset(present, 0, n);
+	struct job j = { .r = r, .op = OP_LOOKUP, .n = n, .h = h, .present = present };
+	int err = job_run(&j);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++)
+		present[i] = j.last[i] == 0;
+	free(j.last);
+	free(j.got);
+	return 0;
+}
+
+static void remote_stats(void *ctx, struct kv_tier_stats *st)
+{
+	struct remote *r = ctx;
+	st->hits += atomic_load(&r->hits);
+	st->misses += atomic_load(&r->misses);
+	st->bytes_in += atomic_load(&r->bytes_in);
+	st->bytes_out += atomic_load(&r->bytes_out);
+	st->failures += atomic_load(&r->failures);
+	st->verify_failures += atomic_load(&r->verify_failures);
+	/* Capacity of the servers reachable now (blocks they hold: kvctl status --server). */
+	for (unsigned i = 0; i < r->npeers; i++) {
+		pthread_mutex_lock(&r->peer[i].mu);
+		if (!r->peer[i].down)
+			st->capacity += r->peer[i].capacity / r->replicas;
+		pthread_mutex_unlock(&r->peer[i].mu);
+	}
+}
+
+static void remote_close(void *ctx)
+{
+	struct remote *r = ctx;
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->npeers; i++) {
+		struct rpeer *p = &r->peer[i];
+		while (p->nidle)
+			rconn_free(p->idle[--p->nidle]);
+		pthread_mutex_destroy(&p->mu);
+	}
+	if (r->rdma) {
+		kvr_mr_dereg(r->mr);
+		kvr_dev_close(&r->dev);
+	}
+	memset(r->secret, 0, sizeof(r->secret));
+	free(r);
+}
+
+/* ------------------------------------------------------------------ open */
+
+/* Split "host:port" / "[v6]:port" into parts. Returns 0 or -EINVAL. */
+static int parse_hostport(const char *s, size_t len, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon;
+	const char *hs = s, *he;
+	if (len == 0)
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *rb = memchr(s, ']', len);
+		if (!rb || rb + 1 >= s + len || rb[1] != ':')
+			return -EINVAL;
+		hs = s + 1;
+		he = rb;
+		colon = rb + 1;
+	} else {
+		colon = NULL;
+		for (const char *q = s; q < s + len; q++)
+			if (*q == ':')
+				colon = q;
+		if (!colon)
+			return -EINVAL;
+		he = colon;
+	}
+	size_t hl = (size_t)(he - hs), pl = (size_t)(s + len - colon - 1);
+	if (hl == 0 || hl >= hlen || pl == 0 || pl >= plen)
+		return -EINVAL;
+	memcpy(host, hs, hl);
+	host[hl] = 0;
+	memcpy(port, colon + 1, pl);
+	port[pl] = 0;
+	char *end;
+	long v = strtol(port, &end, 10);
+	if (*end || v < 1 || v > 65535)
+		return -EINVAL;
+	return 0;
+}
+
+int kv_remote_tier_open_opts(const struct kv_remote_opts *o, struct kv_tier_ops *out)
+{
+	if (!o || !o->peers || !out)
+		return -EINVAL;
+	size_t bb = kv_geometry_block_bytes(&o->geom);
+	if (bb == 0 || bb > KVP_MAX_BLOCK)
+		return -EINVAL;
+	struct remote *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->o = *o;
+	r->o.peers = NULL;
+	r->block_bytes = bb;
+	r->replicas = o->replicas ? o->replicas : 1;
+	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+	const char *nm = o->name ? o->name : "libkv";
+	memcpy(r->name, nm, strnlen(nm, sizeof(r->name) - 1));
+	atomic_init(&r->req_id, 16);
+	int err = -EINVAL;
+	const char *s = o->peers;
+	while (*s) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		while (len && (*s == ' ')) {
+			s++;
+			len--;
+		}
+		if (len) {
+			if (r->npeers >= MAX_PEERS)
+				goto fail;
+			struct rpeer *p = &r->peer[r->npeers];
+			if (parse_hostport(s, len, p->host, sizeof(p->host), p->port, sizeof(p->port)))
+				goto fail;
+			char lb[sizeof(p->label)];
+			snprintf(lb, sizeof(lb), "%s:%s", p->host, p->port);
+			memcpy(p->label, lb, sizeof(lb));
+			p->seed = XXH3_64bits(p->label, strlen(p->label));
+			pthread_mutex_init(&p->mu, NULL);
+			r->npeers++;
+		}
+		s += len;
+		if (*s == ',')
+			s++;
+	}
+	if (r->npeers == 0)
+		goto fail;
+	if (r->replicas > r->npeers)
+		r->replicas = r->npeers;
+	if (o->auth_file) {
+		int n = kvp_secret_load(o->auth_file, r->secret);
+		if (n < 0) {
+			err = n;
+			if (!(o->flags & KV_REMOTE_QUIET))
+				fprintf(stderr, "libkv: cannot read remote auth file %s: %s\n",
+					o->auth_file, strerror(-n));
+			goto fail;
+		}
+		r->secret_len = n;
+	}
+	if (o->pool && o->pool->addr && o->pool->len && !(o->flags & KV_REMOTE_NO_RDMA)) {
+		/* Verbs when there is a device: the host pool registered once. */
+		int e = kvr_dev_open(o->rdma_dev, &r->dev);
+		if (!e) {
+			e = kvr_mr_reg(&r->dev, o->pool->addr, o->pool->len, &r->mr);
+			if (e) {
+				if (!(o->flags & KV_REMOTE_QUIET))
+					fprintf(stderr, "libkv: cannot register the host pool with %s: %s%s; "
+						"remote tier uses TCP\n", r->dev.name, strerror(-e),
+						e == -ENOMEM || e == -EPERM ? " (RLIMIT_MEMLOCK? ulimit -l)" : "");
+				kvr_dev_close(&r->dev);
+			} else {
+				r->rdma = true;
+				r->pool_base = o->pool->addr;
+				r->pool_len = o->pool->len;
+			}
+		} else if (o->rdma_dev && !(o->flags & KV_REMOTE_QUIET)) {
+			fprintf(stderr, "libkv: RDMA device %s not usable: %s; remote tier uses TCP\n",
+				o->rdma_dev, strerror(-e));
+		}
+	}
+	*out = (struct kv_tier_ops){
+		.name = "remote",
+		.level = KV_TIER_REMOTE,
+		.ctx = r,
+		.write = remote_write,
+		.read = remote_read,
+		.lookup = remote_lookup,
+		.stats = remote_stats,
+		.close = remote_close,
+	};
+	return 0;
+fail:
+	remote_close(r);
+	return err;
+}
+
+int kv_remote_tier_open(const char *peers, const struct kv_geometry *g, kv_hash ns_root,
+			const struct kv_tier_pool *pool, uint32_t flags, int timeout_ms,
+			struct kv_tier_ops *out)
+{
+	if (!g)
+		return -EINVAL;
+	struct kv_remote_opts o = {
+		.peers = peers, .geom = *g, .ns_root = ns_root, .pool = pool,
+		.flags = flags, .timeout_ms = timeout_ms,
+	};
+	const char *v = getenv("KV_REMOTE_REPLICAS");
+	if (v && *v)
+		o.replicas = (unsigned)strtoul(v, NULL, 10);
+	v = getenv("KV_REMOTE_AUTH_FILE");
+	if (v && *v)
+		o.auth_file = v;
+	v = getenv("KV_REMOTE_RDMA_DEV");
+	if (v && *v)
+		o.rdma_dev = v;
+	v = getenv("KV_REMOTE_NO_RDMA");
+	if (v && *v == '1')
+		o.flags |= KV_REMOTE_NO_RDMA;
+	return kv_remote_tier_open_opts(&o, out);
+}
+
+int kv_remote_placement(const struct kv_tier_ops *t, kv_hash h)
+{
+	struct remote *r = t->ctx;
+	uint8_t order[MAX_PEERS];
+	if (!r || !r->npeers)
+		return -1;
+	rank_peers(r, h, order);
+	return order[0];
+}
+
+int kv_remote_peer_up(const struct kv_tier_ops *t, unsigned i)
+{
+	struct remote *r = t->ctx;
+	if (!r || i >= r->npeers)
+		return -1;
+	pthread_mutex_lock(&r->peer[i].mu);
+	int up = !r->peer[i].down;
+	pthread_mutex_unlock(&r->peer[i].mu);
+	return up;
+}
+
+int kv_remote_server_stats(const char *hostport, const char *auth_file, int timeout_ms,
+			   uint64_t *st, unsigned max)
+{
+	char host[256], port[16], why[KVP_REASON_MAX + 1];
+	uint8_t secret[KVP_SECRET_MAX];
+	int slen = 0, fd, err;
+	if (!hostport || parse_hostport(hostport, strlen(hostport), host, sizeof(host), port, sizeof(port)))
+		return -EINVAL;
+	if (auth_file && (slen = kvp_secret_load(auth_file, secret)) < 0)
+		return slen;
+	uint64_t deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 2000) * 1000000ull;
+	struct kvp_hello_reply rep;
+	struct kv_geometry g = { 0 };
+	kv_hash root = { 0, 0 };
+	err = session_open(host, port, &g, root, true, secret, slen, "kvctl-status", deadline, &fd,
+			   &rep, why, sizeof(why));
+	memset(secret, 0, sizeof(secret));
+	if (err) {
+		if (why[0])
+			fprintf(stderr, "kvctl: server %s: %s\n", hostport, why);
+		return err;
+	}
+	struct kvp_hdr h;
+	uint8_t buf[KVP_BATCH_HDR + 8 * 256];
+	err = send_req(fd, KVP_OP_STATS, 3, NULL, 0, NULL, 0, 0, deadline);
+	if (!err)
+		err = recv_resp(fd, KVP_OP_STATS, 3, &h, deadline);
+	if (!err && (h.status || h.len < KVP_BATCH_HDR || h.len > sizeof(buf)))
+		err = h.status ? h.status : -EPROTO;
+	if (!err)
+		err = recv_full(fd, buf, h.len, deadline);
+	int n = err ? err : kvp_batch_decode(buf, h.len, 8, 0);
+	close(fd);
+	if (n < 0)
+		return n;
+	for (unsigned i = 0; i < max; i++)
+		st[i] = i < (unsigned)n ? kvp_get64(buf + KVP_BATCH_HDR + 8 * i) : 0;
+	return n;
+}
+
+uint64_t kv_remote_rdma_blocks(const struct kv_tier_ops *t)
+{
+	struct remote *r = t->ctx;
+	return r ? atomic_load(&r->rdma_blocks) : 0;
+}

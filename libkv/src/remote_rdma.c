@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remote_rdma.c - verbs helpers of the remote tier (see remote_rdma.h).
+ * Verbs return positive errno values or NULL+errno: converted to -errno here.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <infiniband/verbs.h>
+
+#include "remote_rdma.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int pick_gid(struct ibv_context *ctx, uint8_t port, int tbl_len, uint8_t *index,
+		    uint8_t gid[16])
+{
+	const char *e = getenv("KV_RDMA_GID_INDEX");
+	union ibv_gid g;
+	if (e && *e) {
+		int i = atoi(e);
+		if (ibv_query_gid(ctx, port, i, &g))
+			return -EINVAL;
+		*index = (uint8_t)i;
+		memcpy(gid, g.raw, 16);
+		return 0;
+	}
+	/* RoCEv2 over IPv4: the IPv4-mapped GID (::ffff:a.b.c.d), else index 0. */
+	for (int i = 0; i < tbl_len && i < 256; i++) {
+		if (ibv_query_gid(ctx, port, i, &g))
+			continue;
+		static const uint8_t v4[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (memcmp(g.raw, v4, 12) == 0) {
+			*index = (uint8_t)i;
+			memcpy(gid, g.raw, 16);
+			return 0;
+		}
+	}
+	if (ibv_query_gid(ctx, port, 0, &g))
+		return -EIO;
+	*index = 0;
+	memcpy(gid, g.raw, 16);
+	return 0;
+}
+
+int kvr_dev_open(const char *name, struct kvr_dev *d)
+{
+	int n = 0, err = -ENODEV;
+	memset(d, 0, sizeof(*d));
+	struct ibv_device **list = ibv_get_device_list(&n);
+	if (!list)
+		return -ENODEV;
+	struct ibv_device *dev = NULL;
+	for (int i = 0; i < n; i++)
+		if (!name || strcmp(ibv_get_device_name(list[i]), name) == 0) {
+			dev = list[i];
+			break;
+		}
+	if (!dev)
+		goto out;
+	snprintf(d->name, sizeof(d->name), "%s", ibv_get_device_name(dev));
+	d->ctx = ibv_open_device(dev);
+	if (!d->ctx) {
+		err = errno ? -errno : -ENODEV;
+		goto out;
+	}
+	d->port = 1;
+	struct ibv_port_attr pa;
+	if ((err = -ibv_query_port(d->ctx, d->port, &pa)))
+		goto err_close;
+	if (pa.state != IBV_PORT_ACTIVE) {
+		err = -ENETDOWN;
+		goto err_close;
+	}
+	d->lid = pa.lid;
+	d->mtu = (uint8_t)pa.active_mtu;
+	d->max_msg = pa.max_msg_sz ? pa.max_msg_sz : (1u << 30);
+	if ((err = pick_gid(d->ctx, d->port, pa.gid_tbl_len, &d->gid_index, d->gid)))
+		goto err_close;
+	d->pd = ibv_alloc_pd(d->ctx);
+	if (!d->pd) {
+		err = errno ? -errno : -ENOMEM;
+		goto err_close;
+	}
+	ibv_free_device_list(list);
+	return 0;
+err_close:
+	ibv_close_device(d->ctx);
+	d->ctx = NULL;
+out:
+	ibv_free_device_list(list);
+	return err;
+}
+
+void kvr_dev_close(struct kvr_dev *d)
+{
+	if (d->pd)
+		ibv_dealloc_pd(d->pd);
+	if (d->ctx)
+		ibv_close_device(d->ctx);
+	memset(d, 0, sizeof(*d));
+}
+
+int kvr_mr_reg(struct kvr_dev *d, void *addr, size_t len, struct ibv_mr **out)
+{
+	*out = ibv_reg_mr(d->pd, addr, len,
+			  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
+	return *out ? 0 : (errno ? -errno : -ENOMEM);
+}
+
+void kvr_mr_dereg(struct ibv_mr *mr)
+{
+	if (mr)
+		ibv_dereg_mr(mr);
+}
+
+uint32_t kvr_mr_lkey(const struct ibv_mr *mr) { return mr->lkey; }
+uint32_t kvr_mr_rkey(const struct ibv_mr *mr) { return mr->rkey; }
+
+int kvr_qp_create(struct kvr_dev *d, unsigned max_wr, struct kvr_qp *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->cq = ibv_create_cq(d->ctx, (int)max_wr * 2, NULL, NULL, 0);
+	if (!q->cq)
+		return errno ? -errno : -ENOMEM;
+	struct ibv_qp_init_attr ia = {
+		.send_cq = q->cq,
+		.recv_cq = q->cq,
+		.qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = max_wr, .max_recv_wr = 1, .max_send_sge = 1, .max_recv_sge = 1 },
+	};
+	q->qp = ibv_create_qp(d->pd, &ia);
+	if (!q->qp) {
+		int err = errno ? -errno : -ENOMEM;
+		ibv_destroy_cq(q->cq);
+		q->cq = NULL;
+		return err;
+	}
+	q->max_wr = max_wr;
+	q->psn = (uint32_t)(now_ns() ^ (uintptr_t)q) & 0xffffff;
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT,
+		.pkey_index = 0,
+		.port_num = d->port,
+		.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE,
+	};
+	int err = -ibv_modify_qp(q->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+				 IBV_QP_ACCESS_FLAGS);
+	if (err) {
+		kvr_qp_destroy(q);
+		return err;
+	}
+	return 0;
+}
+
+void kvr_qp_local(const struct kvr_dev *d, const struct kvr_qp *q, const struct ibv_mr *mr,
+		  void *base, struct kvp_rdma *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->qpn = q->qp->qp_num;
+	out->psn = q->psn;
+	memcpy(out->gid, d->gid, 16);
+	out->lid = d->lid;
+	out->mtu = d->mtu;
+	out->gid_index = d->gid_index;
+	out->addr = mr ? (uint64_t)(uintptr_t)base : 0;
+	out->rkey = mr ? mr->rkey : 0;
+	out->max_msg = d->max_msg;
+}
+
+int kvr_qp_connect(struct kvr_dev *d, struct kvr_qp *q, const struct kvp_rdma *rem)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_RTR,
+		.path_mtu = (enum ibv_mtu)(rem->mtu < d->mtu ? rem->mtu : d->mtu),
+		.dest_qp_num = rem->qpn,
+		.rq_psn = rem->psn,
+		.max_dest_rd_atomic = 16,
+		.min_rnr_timer = 12,
+		.ah_attr = {
+			.is_global = 1,
+			.dlid = rem->lid,
+			.sl = 0,
+			.src_path_bits = 0,
+			.port_num = d->port,
+		},
+	};
+	memcpy(a.ah_attr.grh.dgid.raw, rem->gid, 16);
+	a.ah_attr.grh.sgid_index = d->gid_index;
+	a.ah_attr.grh.hop_limit = 64;
+	int err = -ibv_modify_qp(q->qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+				 IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
+				 IBV_QP_MIN_RNR_TIMER);
+	if (err)
+		return err;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	a.timeout = 14;       /* 4.096 us * 2^14 = 67 ms per retry */
+	a.retry_cnt = 7;
+	a.rnr_retry = 7;
+	a.sq_psn = q->psn;
+	a.max_rd_atomic = 16;
+	return -ibv_modify_qp(q->qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+			      IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+}
+
+void kvr_qp_destroy(struct kvr_qp *q)
+{
+	if (q->qp)
+		ibv_destroy_qp(q->qp);
+	if (q->cq)
+		ibv_destroy_cq(q->cq);
+	memset(q, 0, sizeof(*q));
+}
+
+int kvr_rw(struct kvr_qp *q, bool write, void *const *local, uint32_t lkey,
+	   const uint64_t *raddr, uint32_t rkey, size_t n, size_t len, uint32_t max_msg,
+	   uint64_t deadline, void (*fin)(void *arg, size_t i), void *arg)
+{
+	size_t piece = max_msg && max_msg < len ? max_msg : len;
+	size_t per = (len + piece - 1) / piece;   /* work requests per block */
+	size_t total = n * per, posted = 0, ndone = 0;
+	unsigned outstanding = 0, spins = 0;
+	struct ibv_wc wc[16];
+
+	while (ndone < total) {
+		/* Post as many as the send queue takes. */
+		while (posted < total && outstanding < q->max_wr) {
+			size_t b = posted / per, k = posted % per;
+			size_t off = k * piece, l = len - off < piece ? len - off : piece;
+			struct ibv_sge sge = {
+				.addr = (uint64_t)(uintptr_t)local[b] + off,
+				.length = (uint32_t)l,
+				.lkey = lkey,
+			};
+			struct ibv_send_wr wr = {
+				.wr_id = posted,
+				.sg_list = &sge,
+				.num_sge = 1,
+				.opcode = write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ,
+				.send_flags = IBV_SEND_SIGNALED,
+			}, *bad = NULL;
+			wr.wr.rdma.remote_addr = raddr[b] + off;
+			wr.wr.rdma.rkey = rkey;
+			int err = ibv_post_send(q->qp, &wr, &bad);
+			if (err)
+				return -err;
+			posted++;
+			outstanding++;
+		}
+		int got = ibv_poll_cq(q->cq, 16, wc);
+		if (got < 0)
+			return -EIO;
+		for (int i = 0; i < got; i++) {
+			if (wc[i].status != IBV_WC_SUCCESS)
+				return -EIO;
+			if (fin && wc[i].wr_id % per == per - 1)
+				fin(arg, (size_t)(wc[i].wr_id / per));
+		}
+		ndone += (size_t)got;
+		outstanding -= (unsigned)got;
+		if (got == 0) {
+			if (now_ns() >= deadline)
+				return -ETIMEDOUT;
+			if (++spins > 64) {
+				struct timespec ts = { 0, 20000 };
+				nanosleep(&ts, NULL);
+			} else {
+				sched_yield();
+			}
+		} else {
+			spins = 0;
+		}
+	}
+	return 0;
+}

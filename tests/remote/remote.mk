@@ -1,0 +1,43 @@
+# tests/remote/remote.mk - the remote tier: memory server test driver, host
+# tests (two servers on loopback, security, malformed frames, fuzzing) and
+# the TCP benchmark against iperf3. Included by the top Makefile.
+
+KV_LDLIBS += -lcrypto -libverbs
+DEPS_BUILD += libssl-dev libibverbs-dev
+DEPS_TEST += iperf3 clang
+
+REMOTE_DIR := $(BUILD)/tests/remote
+REMOTE_SERVE := $(REMOTE_DIR)/kvr_serve
+REMOTE_TEST := $(REMOTE_DIR)/kvr_test
+REMOTE_FUZZ := $(REMOTE_DIR)/kvr_fuzz
+
+$(REMOTE_SERVE): $(BUILD)/obj/tests/remote/kvr_serve.o $(BUILD)/obj/tools/kvctl/cmd_serve.o $(BUILD)/obj/tools/kvctl/util.o $(LIBKV_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(KV_LDFLAGS) -o $@ $^ $(KV_LDLIBS)
+
+$(REMOTE_TEST): $(BUILD)/obj/tests/remote/kvr_test.o $(LIBKV_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(KV_LDFLAGS) -o $@ $^ $(KV_LDLIBS)
+
+$(BUILD)/obj/tests/remote/%.o: KV_CFLAGS += -Itools/kvctl
+
+ALL_TARGETS += $(REMOTE_SERVE) $(REMOTE_TEST)
+TESTS += $(sort $(wildcard tests/remote/test_*.sh))
+BENCH_CMDS += && tests/remote/bench_remote.sh
+
+-include $(BUILD)/obj/tests/remote/kvr_serve.d $(BUILD)/obj/tests/remote/kvr_test.d
+
+# libFuzzer harness: built with clang when it can link -fsanitize=fuzzer
+# (not under SANITIZE=1: gcc's ASan objects and clang's runtime do not mix).
+FUZZ_CC ?= $(shell command -v clang 2>/dev/null || command -v clang-14 2>/dev/null)
+ifeq ($(SANITIZE),1)
+FUZZ_CC :=
+endif
+ifneq ($(FUZZ_CC),)
+$(REMOTE_FUZZ): tests/remote/fuzz_server.c libkv/src/server.c libkv/src/proto.c libkv/src/server.h libkv/src/proto.h $(LIBKV_A)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address -std=gnu11 -D_GNU_SOURCE -Ilibkv/include -Ilibkv/src \
+		-o $@ tests/remote/fuzz_server.c libkv/src/server.c libkv/src/proto.c $(LIBKV_A) $(KV_LDLIBS) \
+		|| { echo "remote: clang cannot build the fuzzer; test_remote_fuzz will SKIP"; rm -f $@; }
+TEST_DEPS += $(REMOTE_FUZZ)
+endif
