@@ -37,7 +37,7 @@ KV_LDLIBS := -lxxhash -luring -lpthread -ldl -lm
 KV_LDFLAGS := $(SANFLAGS)
 
 DEPS_BUILD := build-essential pkg-config libxxhash-dev liburing-dev bc
-DEPS_TEST := fio iperf3
+DEPS_TEST := fio iperf3 python3
 
 LIB_SRCS := $(sort $(wildcard libkv/src/*.c)) kernels/kv_pack_cpu.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

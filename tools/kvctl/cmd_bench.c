@@ -333,6 +333,7 @@ struct host_row {
 	uint64_t blocks;
 	struct kv_geometry g;
 	double ours[3], mem[3];   /* store, load, store+load: GB/s (median) */
+	double ratio[3];          /* median of the rounds' ours/mem */
 	uint64_t evictions;       /* during the timed rounds */
 	uint64_t short_ops;
 	int first_err;
@@ -400,7 +401,7 @@ static int bench_host_size(const struct bench_opts *o, struct host_row *row)
 	kv_hash *h = NULL;
 	uint32_t *eb = NULL;
 	uint8_t *canon = MAP_FAILED;
-	double v[3][2][MAX_ROUNDS];
+	double v[3][3][MAX_ROUNDS];
 	size_t n, bytes;
 	int ret;
 
@@ -490,6 +491,8 @@ static int bench_host_size(const struct bench_opts *o, struct host_row *row)
 		v[1][1][r] = bytes / (double)(t4 - t3);
 		v[2][0][r] = 2.0 * bytes / (double)(t3 - t1);
 		v[2][1][r] = 2.0 * bytes / (double)((t1 - t0) + (t4 - t3));
+		for (int k = 0; k < 3; k++)
+			v[k][2][r] = v[k][0][r] / v[k][1][r];
 	}
 	kv_stats(kv, &st1);
 	/* Loads must have brought back the stored bytes. */
@@ -502,6 +505,7 @@ static int bench_host_size(const struct bench_opts *o, struct host_row *row)
 	for (int k = 0; k < 3; k++) {
 		row->ours[k] = median(v[k][0], (unsigned)o->rounds);
 		row->mem[k] = median(v[k][1], (unsigned)o->rounds);
+		row->ratio[k] = median(v[k][2], (unsigned)o->rounds);
 	}
 	row->evictions = st1.tier[KV_TIER_HOST].evictions - st0.tier[KV_TIER_HOST].evictions;
 	row->pinned = st1.host_pinned;
@@ -757,7 +761,8 @@ static void print_text(const struct bench_opts *o, const struct host_row *hr, un
 		printf("  working set %s per round = pool size; %llu timed rounds (median), batches of %llu blocks;\n",
 		       kvu_fmt_bytes(b1, sizeof(b1), (double)o->working_set),
 		       (unsigned long long)o->rounds, (unsigned long long)o->batch);
-		printf("  each round's stores evict the previous round (steady state of a full pool)\n");
+		printf("  each round's stores evict the previous round (steady state of a full pool);\n");
+		printf("  ratio = median over rounds of libkv/memcpy measured back to back\n");
 		printf("  %-8s %-10s %10s %12s %7s\n", "block", "op", "libkv GB/s", "memcpy GB/s", "ratio");
 		for (unsigned i = 0; i < nh; i++) {
 			if (!hr[i].done)
@@ -766,9 +771,10 @@ static void print_text(const struct bench_opts *o, const struct host_row *hr, un
 				printf("  %-8s %-10s %10.2f %12.2f %7.2f\n",
 				       k ? "" : kvu_fmt_bytes(b2, sizeof(b2), (double)hr[i].size),
 				       k == 2 ? "store+load" : op_name[k], hr[i].ours[k], hr[i].mem[k],
-				       hr[i].mem[k] > 0 ? hr[i].ours[k] / hr[i].mem[k] : 0);
-			printf("  %-8s (%llu blocks of %u layers x %u tokens; %llu evictions%s%s)\n", "",
-			       (unsigned long long)hr[i].blocks, hr[i].g.layers, hr[i].g.block_tokens,
+				       hr[i].ratio[k]);
+			printf("  %-8s (%llu blocks of %u layer%s x %u tokens; %llu evictions%s%s)\n", "",
+			       (unsigned long long)hr[i].blocks, hr[i].g.layers,
+			       hr[i].g.layers == 1 ? "" : "s", hr[i].g.block_tokens,
 			       (unsigned long long)hr[i].evictions, hr[i].pinned ? ", pinned pool" : "",
 			       hr[i].short_ops ? ", SHORT LOADS/STORES" : "");
 		}
@@ -818,8 +824,7 @@ static void print_json(const struct bench_opts *o, const struct host_row *hr, un
 			       hr[i].pinned ? "true" : "false");
 			for (int k = 0; k < 3; k++)
 				printf(",\"%s\":{\"libkv_gbps\":%.4f,\"memcpy_gbps\":%.4f,\"ratio\":%.4f}",
-				       op_name[k], hr[i].ours[k], hr[i].mem[k],
-				       hr[i].mem[k] > 0 ? hr[i].ours[k] / hr[i].mem[k] : 0);
+				       op_name[k], hr[i].ours[k], hr[i].mem[k], hr[i].ratio[k]);
 			printf("}");
 		}
 		printf("}");

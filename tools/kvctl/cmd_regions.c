@@ -63,7 +63,7 @@ static int read_stats(const char *cmd, struct kv_pair *kv, int *n)
 		if (!colon)
 			continue;
 		*colon = 0;
-		snprintf(kv[*n].key, sizeof(kv[*n].key), "%s", line);
+		snprintf(kv[*n].key, sizeof(kv[*n].key), "%.*s", (int)sizeof(kv[*n].key) - 1, line);
 		snprintf(kv[*n].val, sizeof(kv[*n].val), "%s", colon + 1 + (colon[1] == ' '));
 		kv[*n].val[strcspn(kv[*n].val, "\n")] = 0;
 		(*n)++;
@@ -91,12 +91,14 @@ static int is_number(const char *s)
 	return !errno && !*end;
 }
 
+/* server: where --server is accepted (status), else NULL. */
 static int parse_common(int argc, char **argv, const char *usage_text, int *json,
-			long *pid)
+			long *pid, const char **server)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "pid", required_argument, NULL, 'p' },
+		{ "server", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -104,10 +106,17 @@ static int parse_common(int argc, char **argv, const char *usage_text, int *json
 
 	*json = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jp:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jp:s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			*json = 1;
+			break;
+		case 's':
+			if (!server) {
+				fputs(usage_text, stderr);
+				return 2;
+			}
+			*server = optarg;
 			break;
 		case 'p':
 			if (!pid) {
@@ -137,22 +146,27 @@ static int parse_common(int argc, char **argv, const char *usage_text, int *json
 }
 
 static const char status_usage[] =
-	"Usage: kvctl status [--json]\n"
+	"Usage: kvctl status [--json] [--server HOST:PORT]\n"
 	"Show the kvmem module's state: ABI, GPU provider, open files, regions,\n"
 	"pinned bytes against the module cap, mappings, dma-bufs and error counters\n"
 	"(from /proc/driver/kvmem/stats).\n"
-	"  -j, --json   one JSON object instead of text\n"
+	"  -j, --json          one JSON object instead of text\n"
+	"  -s, --server H:P    instead, a memory server's pool, blocks, clients and\n"
+	"                      counters (its secret from $KV_REMOTE_AUTH_FILE if set)\n"
 	"Exit status: 0 ok, 1 module not loaded or unreadable, 2 usage error.\n";
 
 int kvctl_status(int argc, char **argv)
 {
 	struct kv_pair kv[MAX_KEYS];
+	const char *server = NULL;
 	char b1[32], b2[32];
 	int n, json, ret;
 
-	ret = parse_common(argc, argv, status_usage, &json, NULL);
+	ret = parse_common(argc, argv, status_usage, &json, NULL, &server);
 	if (ret >= 0)
 		return ret;
+	if (server)
+		return kvctl_server_status(server, json);
 	if (read_stats(argv[0], kv, &n))
 		return 1;
 
@@ -223,7 +237,7 @@ int kvctl_regions(int argc, char **argv)
 	int json, ret, count = 0;
 	FILE *f;
 
-	ret = parse_common(argc, argv, regions_usage, &json, &pid);
+	ret = parse_common(argc, argv, regions_usage, &json, &pid, NULL);
 	if (ret >= 0)
 		return ret;
 	f = open_proc(argv[0], "regions");

@@ -50,6 +50,9 @@ struct replay_opts {
 	uint64_t conversations;
 	uint64_t system_prompts;
 	uint64_t workers;
+	uint64_t corrupt_every;  /* test of the checker: spoil every Nth loaded block */
+	uint32_t admit;          /* enum kv_admit */
+	bool prefetch;           /* kv_prefetch lower-tier hits before loading */
 	bool reformat;
 	bool verify_host;
 	bool json;
@@ -104,6 +107,14 @@ static void replay_usage(FILE *f)
 "                          -EAGAIN and reaping are exercised)\n"
 "      --workers N         library copy threads (default: library's choice)\n"
 "      --verify-host       check checksums on host-tier loads too\n"
+"      --admit POLICY      host evictions written to the lower tier: reused\n"
+"                          (library default: blocks hit or stored again), all, none\n"
+"      --prefetch          kv_prefetch a prefix found in a lower tier, then load it\n"
+"                          (default: kv_load reads lower tiers itself)\n"
+"Testing:\n"
+"      --corrupt-every N   flip a byte of every Nth loaded block before it is\n"
+"                          checked, to show the checker catches it (default off;\n"
+"                          exit status 1 then)\n"
 "Output:\n"
 "      --json              print the report as one JSON object\n"
 "  -q, --quiet             no progress line, no report (exit status only)\n"
@@ -121,7 +132,7 @@ enum {
 	OPT_DISK_BYTES, OPT_PEERS, OPT_JSON, OPT_KV_HEADS, OPT_HEAD_DIM, OPT_DTYPE,
 	OPT_INFLIGHT, OPT_QUEUE_DEPTH, OPT_ENGINE_BLOCKS, OPT_MAX_TOKENS,
 	OPT_CONVERSATIONS, OPT_SYSTEM_PROMPTS, OPT_REFORMAT, OPT_VERIFY_HOST,
-	OPT_WORKERS,
+	OPT_WORKERS, OPT_CORRUPT_EVERY, OPT_ADMIT, OPT_PREFETCH,
 };
 
 static const struct option replay_longopts[] = {
@@ -146,6 +157,9 @@ static const struct option replay_longopts[] = {
 	{ "conversations", required_argument, NULL, OPT_CONVERSATIONS },
 	{ "system-prompts", required_argument, NULL, OPT_SYSTEM_PROMPTS },
 	{ "verify-host", no_argument, NULL, OPT_VERIFY_HOST },
+	{ "corrupt-every", required_argument, NULL, OPT_CORRUPT_EVERY },
+	{ "admit", required_argument, NULL, OPT_ADMIT },
+	{ "prefetch", no_argument, NULL, OPT_PREFETCH },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -282,6 +296,23 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			if (kvu_parse_u64(optarg, 1, 1000, &o->system_prompts))
 				return bad_value(name, optarg, "1..1000");
 			break;
+		case OPT_ADMIT:
+			if (!strcmp(optarg, "reused"))
+				o->admit = KV_ADMIT_REUSED;
+			else if (!strcmp(optarg, "all"))
+				o->admit = KV_ADMIT_ALL;
+			else if (!strcmp(optarg, "none"))
+				o->admit = KV_ADMIT_NONE;
+			else
+				return bad_value(name, optarg, "reused, all or none");
+			break;
+		case OPT_PREFETCH:
+			o->prefetch = true;
+			break;
+		case OPT_CORRUPT_EVERY:
+			if (kvu_parse_u64(optarg, 1, UINT64_MAX, &o->corrupt_every))
+				return bad_value(name, optarg, "a positive integer");
+			break;
 		case OPT_VERIFY_HOST:
 			o->verify_host = true;
 			break;
@@ -392,10 +423,14 @@ struct conv {
 	size_t staged;         /* tokens of the next turn appended but not sent */
 	uint32_t turns_left;
 	bool busy;             /* a request of it is in flight */
+	bool ended;            /* restart at its next pick */
 };
 
 struct workload {
 	struct kvu_rng rng;
+	uint32_t *recent;      /* conversations of the last nrecent picks */
+	uint32_t nrecent, recent_pos;
+	int64_t next;          /* picked conversation not yet issued, or -1 */
 	struct tokbuf *sys;    /* system prompts */
 	uint32_t nsys;
 	struct conv *convs;
@@ -429,6 +464,7 @@ static int conv_start(struct workload *w, struct conv *c)
 	c->hist.n = 0;
 	c->staged = 0;
 	c->busy = false;
+	c->ended = false;
 	if (k < 0.6) {
 		c->kind = CONV_CHAT;
 		c->turns_left = (uint32_t)kvu_rng_range(&c->rng, 2, 10);
@@ -484,8 +520,15 @@ static int conv_answered(struct workload *w, struct conv *c)
 
 	c->staged = 0;
 	c->busy = false;
-	if (--c->turns_left == 0 || c->hist.n + n >= w->max_tokens)
-		return conv_start(w, c);
+	/*
+	 * A finished conversation restarts when it is next picked, not here:
+	 * completions arrive in any order, picks in a fixed one, so the
+	 * workload depends on the seed alone.
+	 */
+	if (--c->turns_left == 0 || c->hist.n + n >= w->max_tokens) {
+		c->ended = true;
+		return 0;
+	}
 	return tok_append_random(&c->hist, &c->rng, n);
 }
 
@@ -498,8 +541,14 @@ static int workload_init(struct workload *w, const struct replay_opts *o)
 	w->nconv = (uint32_t)o->conversations;
 	w->sys = calloc(w->nsys, sizeof(*w->sys));
 	w->convs = calloc(w->nconv, sizeof(*w->convs));
-	if (!w->sys || !w->convs)
+	/* Picks avoid the last half of the conversations (any inflight). */
+	w->nrecent = w->nconv / 2;
+	w->recent = calloc(w->nrecent + 1, sizeof(*w->recent));
+	w->next = -1;
+	if (!w->sys || !w->convs || !w->recent)
 		return -ENOMEM;
+	for (uint32_t i = 0; i < w->nrecent; i++)
+		w->recent[i] = UINT32_MAX;
 	for (uint32_t i = 0; i < w->nsys; i++)
 		if (tok_append_random(&w->sys[i], &w->rng, kvu_rng_range(&w->rng, 384, 2048)))
 			return -ENOMEM;
@@ -517,6 +566,39 @@ static void workload_free(struct workload *w)
 		free(w->convs[i].hist.t);
 	free(w->sys);
 	free(w->convs);
+	free(w->recent);
+}
+
+/*
+ * The next conversation to send a turn: random, but not one of the last
+ * nrecent picks. Drawn once and kept until issued, so the sequence of picks
+ * (and every token) depends only on the seed.
+ */
+static struct conv *workload_pick(struct workload *w)
+{
+	if (w->next < 0) {
+		uint32_t i;
+		bool again;
+
+		do {
+			i = (uint32_t)kvu_rng_below(&w->rng, w->nconv);
+			again = false;
+			for (uint32_t k = 0; k < w->nrecent; k++)
+				if (w->recent[k] == i)
+					again = true;
+		} while (again);
+		w->next = i;
+	}
+	return &w->convs[w->next];
+}
+
+static void workload_issued(struct workload *w)
+{
+	if (w->nrecent) {
+		w->recent[w->recent_pos] = (uint32_t)w->next;
+		w->recent_pos = (w->recent_pos + 1) % w->nrecent;
+	}
+	w->next = -1;
 }
 
 /* ------------------------------------------------------------------ hash set */
@@ -574,7 +656,10 @@ static int hset_add(struct hset *s, kv_hash h)
 
 /* ------------------------------------------------------------------ requests */
 
-enum req_state { RQ_FREE, RQ_LOAD_PENDING, RQ_LOADING, RQ_STORE_PENDING, RQ_STORING };
+enum req_state {
+	RQ_FREE, RQ_PREFETCH_PENDING, RQ_PREFETCHING, RQ_LOAD_PENDING, RQ_LOADING,
+	RQ_STORE_PENDING, RQ_STORING,
+};
 
 struct req {
 	enum req_state state;
@@ -598,9 +683,10 @@ struct counters {
 	uint64_t computed_blocks, stored_blocks;
 	uint64_t load_misses;                       /* loads cut short by -ENOENT/-EBADMSG */
 	uint64_t load_errors, store_errors;         /* other errors (not verification) */
-	uint64_t verified_blocks, verify_failures, canary_failures;
-	uint64_t loads, stores, eagain;
+	uint64_t verified_blocks, verify_failures, canary_failures, corrupted;
+	uint64_t loads, stores, eagain, prefetches, prefetched_blocks;
 	uint64_t bytes_loaded, bytes_stored;
+	uint64_t fill_ns, check_ns, hash_ns;        /* the tool's own work */
 };
 
 struct replay {
@@ -617,10 +703,10 @@ struct replay {
 	uint32_t nfree;
 	uint64_t issued, done, active;
 	struct counters c;
-	int fatal;
 };
 
-#define UD_STORE 1ull
+/* user_data: request slot << 2 | operation. */
+enum { UD_LOAD = 0, UD_STORE = 1, UD_PREFETCH = 2, UD_SHIFT = 2 };
 
 static uint64_t canary_of(const struct req *r, uint32_t i)
 {
@@ -631,22 +717,15 @@ static uint64_t canary_of(const struct req *r, uint32_t i)
 static int req_start(struct replay *R, struct req *r)
 {
 	struct workload *w = &R->w;
-	struct conv *c = NULL;
-	uint32_t bt = R->o->g.block_tokens, start, nblk;
+	struct conv *c = workload_pick(w);
+	uint32_t bt = R->o->g.block_tokens, nblk;
 	int ret;
 
-	/* A random idle conversation; its turn stays staged if it doesn't fit. */
-	start = (uint32_t)kvu_rng_below(&w->rng, w->nconv);
-	for (uint32_t k = 0; k < w->nconv; k++) {
-		struct conv *x = &w->convs[(start + k) % w->nconv];
-
-		if (!x->busy) {
-			c = x;
-			break;
-		}
-	}
-	if (!c)
+	/* Wait for its previous turn; its next turn stays staged if it doesn't fit. */
+	if (c->busy)
 		return 1;
+	if (c->ended && conv_start(w, c))
+		return -ENOMEM;
 	while ((ret = conv_stage(w, c)) == -ENOSPC)
 		if (conv_start(w, c))
 			return -ENOMEM;
@@ -675,6 +754,7 @@ static int req_start(struct replay *R, struct req *r)
 		r->eb = eb;
 		r->cap = cap;
 	}
+	workload_issued(w);
 	r->conv = c;
 	r->id = R->issued++;
 	r->ntok = (uint32_t)c->hist.n;
@@ -690,8 +770,10 @@ static int req_start(struct replay *R, struct req *r)
 	for (uint32_t i = 0; i < nblk; i++)
 		r->eb[i] = R->free_eb[--R->nfree];
 	if (nblk) {
+		uint64_t t0 = kvu_now_ns();
 		size_t got = kv_hash_chain(R->root, c->hist.t, c->hist.n, bt, r->h);
 
+		R->c.hash_ns += kvu_now_ns() - t0;
 		if (got != nblk) {
 			fprintf(stderr, "kvctl: replay: kv_hash_chain named %zu blocks, expected %u\n",
 				got, nblk);
@@ -711,9 +793,13 @@ static int req_start(struct replay *R, struct req *r)
 			R->c.reusable_blocks++;
 	}
 	if (r->hit) {
-		for (uint32_t i = 0; i < r->hit; i++)
+		bool lower = false;
+
+		for (uint32_t i = 0; i < r->hit; i++) {
 			kvu_canary_set(&R->eng, r->eb[i], canary_of(r, i));
-		r->state = RQ_LOAD_PENDING;
+			lower |= r->tier[i] > KV_TIER_HOST;
+		}
+		r->state = R->o->prefetch && lower ? RQ_PREFETCH_PENDING : RQ_LOAD_PENDING;
 	} else {
 		r->state = RQ_STORE_PENDING;   /* computed at submission */
 	}
@@ -723,9 +809,12 @@ static int req_start(struct replay *R, struct req *r)
 /* "Prefill": blocks from r->loaded on get their hash's bytes. */
 static void req_compute(struct replay *R, struct req *r)
 {
+	uint64_t t0 = kvu_now_ns();
+
 	for (uint32_t i = r->loaded; i < r->nblk; i++)
 		kvu_pattern_fill(&R->eng, r->eb[i], r->h[i]);
 	R->c.computed_blocks += r->nblk - r->loaded;
+	R->c.fill_ns += kvu_now_ns() - t0;
 }
 
 static int req_finish(struct replay *R, struct req *r)
@@ -741,11 +830,25 @@ static int req_finish(struct replay *R, struct req *r)
 /* Submit r's pending operation. 0: submitted (or nothing to do), 1: -EAGAIN. */
 static int req_submit(struct replay *R, struct req *r)
 {
-	uint64_t ud = (uint64_t)(r - R->reqs) << 1;
+	uint64_t ud = (uint64_t)(r - R->reqs) << UD_SHIFT;
 	int ret;
 
+	if (r->state == RQ_PREFETCH_PENDING) {
+		ret = kv_prefetch(R->kv, r->h, r->hit, ud | UD_PREFETCH);
+		if (ret == -EAGAIN) {
+			R->c.eagain++;
+			return 1;
+		}
+		if (ret) {
+			fprintf(stderr, "kvctl: replay: kv_prefetch of %u blocks: %s\n",
+				r->hit, kv_strerror(ret));
+			return ret;
+		}
+		r->state = RQ_PREFETCHING;
+		return 0;
+	}
 	if (r->state == RQ_LOAD_PENDING) {
-		ret = kv_load(R->kv, r->h, r->eb, r->hit, ud);
+		ret = kv_load(R->kv, r->h, r->eb, r->hit, ud | UD_LOAD);
 		if (ret == -EAGAIN) {
 			R->c.eagain++;
 			return 1;
@@ -786,23 +889,34 @@ static int req_submit(struct replay *R, struct req *r)
 
 static int on_completion(struct replay *R, const struct kv_completion *cq)
 {
-	uint64_t idx = cq->user_data >> 1;
-	bool store = cq->user_data & UD_STORE;
+	uint64_t idx = cq->user_data >> UD_SHIFT;
+	unsigned op = cq->user_data & ((1u << UD_SHIFT) - 1);
+	bool store = op == UD_STORE;
+	static const char *const op_name[] = { "load", "store", "prefetch", "?" };
+	static const enum req_state expect[] = { RQ_LOADING, RQ_STORING, RQ_PREFETCHING, RQ_FREE };
 	struct req *r;
 
-	if (idx >= R->nreq) {
+	if (idx >= R->nreq || op > UD_PREFETCH) {
 		fprintf(stderr, "kvctl: replay: completion with unknown user_data %#llx\n",
 			(unsigned long long)cq->user_data);
 		return -EPROTO;
 	}
 	r = &R->reqs[idx];
-	if (r->state != (store ? RQ_STORING : RQ_LOADING)) {
+	if (r->state != expect[op]) {
 		fprintf(stderr, "kvctl: replay: unexpected %s completion for request %llu (delivered twice?)\n",
-			store ? "store" : "load", (unsigned long long)r->id);
+			op_name[op], (unsigned long long)r->id);
 		return -EPROTO;
+	}
+	if (op == UD_PREFETCH) {
+		/* Load all the same: what did not come up is read (or missed) by the load. */
+		R->c.prefetches++;
+		R->c.prefetched_blocks += cq->res > 0 ? (uint64_t)cq->res : 0;
+		r->state = RQ_LOAD_PENDING;
+		return 0;
 	}
 	if (!store) {
 		uint32_t got = cq->res > 0 ? (uint32_t)cq->res : 0;
+		uint64_t t0 = kvu_now_ns();
 
 		R->c.loads++;
 		if (got > r->hit) {
@@ -817,6 +931,14 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 			R->c.load_misses++;
 		for (uint32_t i = 0; i < got; i++) {
 			R->c.verified_blocks++;
+			if (R->o->corrupt_every && R->c.verified_blocks % R->o->corrupt_every == 0) {
+				/* A byte somewhere in the block: last layer, last plane. */
+				uint8_t *p = kvu_engine_plane(&R->eng, R->o->g.layers - 1,
+							      R->o->g.planes - 1, r->eb[i]);
+
+				p[(r->id * 7919) % R->eng.plane_bytes] ^= 0x40;
+				R->c.corrupted++;
+			}
 			if (kvu_pattern_check(&R->eng, r->eb[i], r->h[i])) {
 				R->c.verify_failures++;
 				/* Its bytes are wrong: recompute from here on. */
@@ -831,6 +953,7 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 				R->c.verify_failures++;
 				break;
 			}
+		R->c.check_ns += kvu_now_ns() - t0;
 		r->loaded = got;
 		R->c.served_blocks += got;
 		R->c.bytes_loaded += (uint64_t)got * R->block_bytes;
@@ -916,7 +1039,8 @@ static int run_loop(struct replay *R)
 		bool pending = false;
 
 		for (uint32_t i = 0; i < R->nreq; i++)
-			if (R->reqs[i].state == RQ_LOAD_PENDING || R->reqs[i].state == RQ_STORE_PENDING)
+			if (R->reqs[i].state == RQ_LOAD_PENDING || R->reqs[i].state == RQ_STORE_PENDING ||
+			    R->reqs[i].state == RQ_PREFETCH_PENDING)
 				pending = true;
 		if (!inflight && !pending && R->active == 0 && R->issued < o->requests) {
 			fprintf(stderr, "kvctl: replay: stalled: no request can start (engine blocks %u free)\n",
@@ -981,7 +1105,7 @@ static void print_text(struct replay *R, const struct kv_stats *st, double secs)
 	       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
 	printf("  prompt       %llu tokens (%llu full blocks)\n",
 	       (unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks);
-	printf("  from cache   %llu tokens = %.1f%% hit rate: host %llu, disk %llu, remote %llu\n",
+	printf("  from cache   %llu tokens = %.1f%% hit rate; by lookup tier: host %llu, disk %llu, remote %llu\n",
 	       (unsigned long long)(c->served_blocks * bt), 100.0 * c->served_blocks * bt / pt,
 	       (unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
 	       (unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
@@ -994,9 +1118,13 @@ static void print_text(struct replay *R, const struct kv_stats *st, double secs)
 	       (unsigned long long)c->lookup_tier[KV_TIER_DISK],
 	       (unsigned long long)c->lookup_tier[KV_TIER_REMOTE],
 	       (unsigned long long)c->load_misses, (unsigned long long)c->load_errors);
-	printf("  computed     %llu blocks; stored %llu (%llu stores short), %llu -EAGAIN retries\n",
+	printf("  computed     %llu blocks; stored %llu (%llu already present, %llu stores short); %llu -EAGAIN retries\n",
 	       (unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks,
-	       (unsigned long long)c->store_errors, (unsigned long long)c->eagain);
+	       (unsigned long long)st->store_dedup, (unsigned long long)c->store_errors,
+	       (unsigned long long)c->eagain);
+	if (c->prefetches)
+		printf("  prefetch     %llu kv_prefetch calls brought %llu blocks up to host memory\n",
+		       (unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
 	printf("  moved        %s loaded + %s stored = %s\n",
 	       kvu_fmt_bytes(b1, sizeof(b1), (double)c->bytes_loaded),
 	       kvu_fmt_bytes(b2, sizeof(b2), (double)c->bytes_stored),
@@ -1016,8 +1144,13 @@ static void print_text(struct replay *R, const struct kv_stats *st, double secs)
 	}
 	printf("  throughput   %.1f requests/s, %.0f prompt tokens/s, %.2f GB/s loaded+stored (%.2f s)\n",
 	       c->requests / secs, c->prompt_tokens / secs, moved / secs / 1e9, secs);
-	printf("  verification %llu failures (%llu loaded blocks checked byte for byte)\n",
+	printf("  tool's work  hashing %.3f s, filling computed blocks %.2f s, checking loads %.2f s\n",
+	       c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
+	printf("  verification %llu failures (%llu loaded blocks checked byte for byte",
 	       (unsigned long long)c->verify_failures, (unsigned long long)c->verified_blocks);
+	if (c->corrupted)
+		printf("; %llu spoiled on purpose", (unsigned long long)c->corrupted);
+	printf(")\n");
 }
 
 static void json_tier(FILE *f, const char *name, const struct kv_tier_stats *t, int last)
@@ -1089,6 +1222,10 @@ static void print_json(struct replay *R, const struct kv_stats *st, double secs)
 		"\"requests_per_s\":%.3f,\"tokens_per_s\":%.1f,\"bytes_per_s\":%.1f,",
 		(unsigned long long)c->bytes_loaded, (unsigned long long)c->bytes_stored, secs,
 		c->requests / secs, c->prompt_tokens / secs, moved / secs);
+	fprintf(f, "\"prefetches\":%llu,\"prefetched_blocks\":%llu,",
+		(unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
+	fprintf(f, "\"hash_seconds\":%.6f,\"fill_seconds\":%.6f,\"check_seconds\":%.6f,",
+		c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
 	fputs("\"tiers\":{", f);
 	json_tier(f, "host", &st->tier[KV_TIER_HOST], 0);
 	json_tier(f, "disk", &st->tier[KV_TIER_DISK], 0);
@@ -1096,8 +1233,10 @@ static void print_json(struct replay *R, const struct kv_stats *st, double secs)
 	fprintf(f, "},\"host_pinned\":%u,\"store_dedup\":%llu,\"rejected\":%llu,",
 		st->host_pinned, (unsigned long long)st->store_dedup,
 		(unsigned long long)st->rejected);
-	fprintf(f, "\"verified_blocks\":%llu,\"verify_failures\":%llu}\n",
-		(unsigned long long)c->verified_blocks, (unsigned long long)c->verify_failures);
+	fprintf(f, "\"verified_blocks\":%llu,\"verify_failures\":%llu,\"untouched_failures\":%llu,"
+		"\"corrupted_on_purpose\":%llu}\n",
+		(unsigned long long)c->verified_blocks, (unsigned long long)c->verify_failures,
+		(unsigned long long)c->canary_failures, (unsigned long long)c->corrupted);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1156,13 +1295,19 @@ int kvctl_replay(int argc, char **argv)
 	cfg.queue_depth = (uint32_t)o.queue_depth;
 	cfg.workers = (uint32_t)o.workers;
 	cfg.ns_root = R.root;
+	cfg.admit = o.admit;
 	cfg.flags = (o.quiet ? KV_F_QUIET : 0) | (o.reformat ? KV_F_DISK_REFORMAT : 0) |
 		    (o.verify_host ? KV_F_VERIFY_HOST : 0);
 	ret = kv_open(&cfg, &R.kv);
 	if (ret) {
-		fprintf(stderr, "kvctl: replay: cannot open the cache (host %zu bytes%s%s): %s\n",
+		bool foreign = o.disk && !o.reformat &&
+			       (ret == -EEXIST || ret == -EMEDIUMTYPE || ret == -EUCLEAN);
+
+		fprintf(stderr, "kvctl: replay: cannot open the cache (host %zu bytes%s%s%s%s): %s%s\n",
 			o.host_bytes, o.disk ? ", disk " : "", o.disk ? o.disk : "",
-			kv_strerror(ret));
+			o.peers ? ", peers " : "", o.peers ? o.peers : "", kv_strerror(ret),
+			foreign ? " (the disk file was written for another namespace, geometry"
+				  " or size; --reformat reuses it)" : "");
 		goto out_engine;
 	}
 	ret = kv_attach(R.kv, &R.eng.ec);
