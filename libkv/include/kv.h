@@ -151,7 +151,8 @@ enum kv_flags {
 
 struct kv_config {
 	struct kv_geometry geometry;
-	size_t host_bytes;        /* host pool size (rounded down to whole blocks) */
+	size_t host_bytes;        /* host pool size, rounded down to whole slots (a slot is
+				     block bytes rounded up to 4 KiB, for O_DIRECT/RDMA) */
 	const char *disk_path;    /* disk tier file or device; NULL: no disk tier */
 	size_t disk_bytes;        /* disk tier size */
 	const char *peers;        /* "host:port,host:port" memory servers; NULL: none */
