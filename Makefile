@@ -112,7 +112,7 @@ test: deps-test $(ALL_TARGETS) $(TEST_DEPS)
 run: deps $(KVCTL)
 	$(KVCTL) replay
 
-bench: deps-test $(ALL_TARGETS)
+bench: deps-test $(ALL_TARGETS) $(TEST_DEPS)
 	@$(BENCH_CMDS)
 
 install: $(LIBKV_A) $(LIBKV_SO) $(KVCTL) $(BUILD)/libkv.pc $(INSTALL_TARGETS)

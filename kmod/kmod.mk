@@ -56,6 +56,7 @@ $(VM_DIR)/bin/%: tests/vm/%.c tests/vm/kvt.h kmod/uapi/kvmem.h
 vm-bins: $(VM_BINS)
 TEST_DEPS += vm-bins
 TESTS += tests/vm/test_kvctl_proc.sh tests/vm/test_kvmem_vm.sh
+BENCH_CMDS += && tests/vm/bench_rdma.sh
 DEPS_TEST += qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
 	busybox-static cpio rdma-core ibverbs-providers ibverbs-utils perftest \
 	libibverbs-dev kmod iproute2
