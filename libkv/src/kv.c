@@ -164,6 +164,7 @@ static int remote_open(struct kv *kv, const struct kv_config *cfg)
 
 KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
 {
+	pthread_condattr_t ca;
 	struct kv *kv;
 	int ret;
 
@@ -187,7 +188,11 @@ KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
 	pthread_mutex_init(&kv->qlock, NULL);
 	pthread_mutex_init(&kv->clock, NULL);
 	pthread_cond_init(&kv->qcond, NULL);
-	pthread_cond_init(&kv->ccond, NULL);
+	/* kv_wait's timeout must not jump with the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&kv->ccond, &ca);
+	pthread_condattr_destroy(&ca);
 
 	ret = kv_pool_init(&kv->pool, cfg->host_bytes, kv->block_bytes, cfg->flags);
 	if (ret)
@@ -496,7 +501,7 @@ KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int 
 	if (!kv || !c || !max || timeout_ms < -1)
 		return -EINVAL;
 	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_REALTIME, &dl);
+		clock_gettime(CLOCK_MONOTONIC, &dl);
 		dl.tv_sec += timeout_ms / 1000;
 		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 		if (dl.tv_nsec >= 1000000000L) {
