@@ -36,7 +36,7 @@ KV_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \
 KV_LDLIBS := -lxxhash -luring -lpthread -ldl -lm
 KV_LDFLAGS := $(SANFLAGS)
 
-DEPS_BUILD := build-essential pkg-config libxxhash-dev liburing-dev bc
+DEPS_BUILD := build-essential pkg-config libxxhash-dev liburing-dev
 DEPS_TEST := fio iperf3 python3
 
 LIB_SRCS := $(sort $(wildcard libkv/src/*.c)) kernels/kv_pack_cpu.c
@@ -64,7 +64,7 @@ INSTALL_TARGETS :=
 export KV_BUILD := $(BUILD)
 export KV_SRC := $(CURDIR)
 
-.PHONY: all deps deps-test test run bench install clean
+.PHONY: all deps deps-test test test-run run bench bench-run install clean
 # Keep objects built through pattern chains (unit test objects).
 .SECONDARY:
 all: deps $(ALL_TARGETS)
@@ -106,13 +106,21 @@ $(BUILD)/libkv.pc: libkv/libkv.pc.in Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@prefix@|$(prefix)|' -e 's|@version@|$(KV_VERSION)|' $< > $@
 
-test: deps-test $(ALL_TARGETS) $(TEST_DEPS)
+# test and bench install first, then run make again: what the fragments
+# detect at parse time (kernel headers, clang) may have just been installed.
+test: deps-test
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(ALL_TARGETS) $(TEST_DEPS)
 	@tests/run.sh $(TESTS)
 
 run: deps $(KVCTL)
 	$(KVCTL) replay
 
-bench: deps-test $(ALL_TARGETS) $(TEST_DEPS)
+bench: deps-test
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: $(ALL_TARGETS) $(TEST_DEPS)
 	@$(BENCH_CMDS)
 
 install: $(LIBKV_A) $(LIBKV_SO) $(KVCTL) $(BUILD)/libkv.pc $(INSTALL_TARGETS)

@@ -1,6 +1,6 @@
 # tests/disk/disk.mk - the disk tier's fio comparison (make bench) and its
 # script tests (make test). Included by the top Makefile.
-DEPS_TEST += $(filter-out $(DEPS_TEST),fio)
+DEPS_TEST += $(filter-out $(DEPS_TEST),fio bc)
 
 KV_BENCH_DISK := $(BUILD)/bench_disk
 ALL_TARGETS += $(KV_BENCH_DISK)
