@@ -13,12 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <infiniband/verbs.h>
+
 #include "proto.h"
 
 struct ibv_context;
 struct ibv_pd;
 struct ibv_mr;
 struct ibv_cq;
+struct ibv_comp_channel;
 struct ibv_qp;
 
 struct kvr_dev {
@@ -34,10 +37,13 @@ struct kvr_dev {
 };
 
 struct kvr_qp {
+	struct ibv_comp_channel *ch; /* kvr_rw sleeps on it when the CQ is empty */
 	struct ibv_cq *cq;
 	struct ibv_qp *qp;
 	uint32_t psn;
 	unsigned max_wr;
+	bool stashed;            /* stash holds a completion taken while arming the CQ */
+	struct ibv_wc stash;
 };
 
 /*
@@ -71,7 +77,8 @@ void kvr_qp_destroy(struct kvr_qp *q);
  * or -EIO (a completion with an error status). After an error the QP must
  * be destroyed. fin (may be NULL) is called for block i as soon as all its
  * work requests completed (RC completes them in order), while later ones
- * are still in flight: the client verifies READs there.
+ * are still in flight: the client verifies READs there. Polls the CQ a few
+ * times when it is empty, then sleeps on the completion channel.
  */
 int kvr_rw(struct kvr_qp *q, bool write, void *const *local, uint32_t lkey,
 	   const uint64_t *raddr, uint32_t rkey, size_t n, size_t len, uint32_t max_msg,
