@@ -104,13 +104,23 @@ struct conn {
 	uint32_t *pinned;      /* slots to unpin when the output is sent */
 	unsigned npinned;
 
-	/* leases (RDMA): slot, | LEASE_GRANT for a granted PENDING slot */
-	uint32_t *leases;
+	/* leases (RDMA), in the order taken */
+	struct lease *leases;
 	unsigned nleases, lcap;
 	struct kvr_qp qp;
 	bool has_qp;
-	/* When the current leases / send pins were first taken (ms; 0: none held). */
-	uint64_t lease_since, pin_since;
+	/* When the pins of the answer being sent were taken (ms; 0: none held). */
+	uint64_t pin_since;
+};
+
+/*
+ * One block held for a client's one-sided RDMA: a LEASE (a READY block it
+ * reads, pinned against eviction) or a GRANT (a PENDING slot it writes,
+ * until COMMIT). Each expires on its own: see sweep().
+ */
+struct lease {
+	uint32_t v;            /* slot, | LEASE_GRANT for a grant */
+	uint64_t since;        /* ms when it was taken */
 };
 
 struct kvs {
@@ -341,9 +351,9 @@ static void conn_close(struct kvs *s, struct conn *c, const char *why)
 	if (c->has_qp)
 		kvr_qp_destroy(&c->qp);
 	for (unsigned k = 0; k < c->nleases; k++) {
-		uint32_t i = c->leases[k] & ~LEASE_GRANT;
+		uint32_t i = c->leases[k].v & ~LEASE_GRANT;
 		struct ent *e = &s->ents[i];
-		if (c->leases[k] & LEASE_GRANT) {
+		if (c->leases[k].v & LEASE_GRANT) {
 			if (e->state == ENT_PENDING)
 				ent_free(s, i);
 		} else if (e->refs) {
@@ -723,7 +733,7 @@ static int do_stats(struct kvs *s, struct conn *c)
 
 /* ------------------------------------------------------------------- RDMA */
 
-static int lease_add(struct conn *c, uint32_t v)
+static int lease_add(struct conn *c, uint32_t v, uint64_t now)
 {
 	size_t cap = c->lcap;
 	if (c->nleases >= MAX_LEASES)
@@ -731,20 +741,19 @@ static int lease_add(struct conn *c, uint32_t v)
 	if (grow((void **)&c->leases, &cap, c->nleases + 1, sizeof(*c->leases)))
 		return -ENOMEM;
 	c->lcap = (unsigned)cap;
-	if (c->nleases == 0)
-		c->lease_since = now_ms();
-	c->leases[c->nleases++] = v;
+	c->leases[c->nleases++] = (struct lease){ .v = v, .since = now };
 	return 0;
 }
 
-/* Remove v from c's lease list. Returns true if it was there. */
+/*
+ * Remove v from c's lease list. Returns true if it was there. Searched from
+ * the newest end: a client releases the batch it leased last.
+ */
 static bool lease_del(struct conn *c, uint32_t v)
 {
 	for (unsigned k = c->nleases; k-- > 0;)
-		if (c->leases[k] == v) {
+		if (c->leases[k].v == v) {
 			c->leases[k] = c->leases[--c->nleases];
-			if (c->nleases == 0)
-				c->lease_since = 0;
 			return true;
 		}
 	return false;
@@ -789,6 +798,7 @@ static int do_rdma(struct kvs *s, struct conn *c)
 	if (!p)
 		return -ENOMEM;
 	kvp_batch_encode(p, (uint32_t)n);
+	uint64_t now = now_ms();
 	for (int i = 0; i < n; i++) {
 		const uint8_t *q = c->mbuf + KVP_BATCH_HDR + (size_t)i * ent;
 		uint8_t *r = p + KVP_BATCH_HDR + (size_t)i * rent;
@@ -808,7 +818,7 @@ static int do_rdma(struct kvs *s, struct conn *c)
 				res = -ENOSPC;
 				break;
 			}
-			if (lease_add(c, e | LEASE_GRANT)) {
+			if (lease_add(c, e | LEASE_GRANT, now)) {
 				ent_free(s, e);
 				res = -ENOSPC;
 				break;
@@ -840,7 +850,7 @@ static int do_rdma(struct kvs *s, struct conn *c)
 				s->st[KVP_ST_MISSES]++;
 				break;
 			}
-			if (lease_add(c, e)) {
+			if (lease_add(c, e, now)) {
 				res = -ENOSPC;
 				break;
 			}
@@ -1265,10 +1275,12 @@ int kvs_listen(struct kvs *s, const char *host, const char *port, int *port_out)
 }
 
 /*
- * A client that holds leases (RDMA) or leaves a GET answer unread for
- * longer than lease_ms would keep those blocks from eviction forever: its
- * connection is closed, which destroys its QP before the leases go, so a
- * late RDMA can never touch a slot that was reused.
+ * A client that holds any one lease or grant (RDMA) or leaves a GET answer
+ * unread for longer than lease_ms would keep those blocks from eviction
+ * forever: its connection is closed, which destroys its QP before the
+ * leases go, so a late RDMA can never touch a slot that was reused. Each
+ * lease is timed on its own, so a client that keeps a stream of short
+ * leases going (pipelined batches) is never cut off.
  */
 static void sweep(struct kvs *s)
 {
@@ -1279,9 +1291,15 @@ static void sweep(struct kvs *s)
 	struct conn *c = s->conns, *next;
 	for (; c; c = next) {
 		next = c->cnext;
-		if ((c->lease_since && now - c->lease_since > s->lease_ms) ||
-		    (c->pin_since && now - c->pin_since > s->lease_ms))
-			conn_close(s, c, "held leases past the lease time");
+		if (c->pin_since && now - c->pin_since > s->lease_ms) {
+			conn_close(s, c, "left an answer unread past the lease time");
+			continue;
+		}
+		for (unsigned k = 0; k < c->nleases; k++)
+			if (now - c->leases[k].since > s->lease_ms) {
+				conn_close(s, c, "held a lease past the lease time");
+				break;
+			}
 	}
 }
 

@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 #include "checksum.h"
 #include "proto.h"
 #include "remote.h"
+#include "remote_rdma.h"
 
 static const char *serve_bin;
 static char tmpdir[256];
@@ -705,6 +707,95 @@ static int t_malformed(void)
 	return failures ? 1 : 0;
 }
 
+/*
+ * Leases expire one by one. A raw client leases one block for an RDMA READ
+ * it never does and never releases: the server must close that connection
+ * after --lease-ms (QP first) and unpin the block. A libkv client that
+ * loads the same blocks for longer than --lease-ms, batch after batch,
+ * holds only short leases and must never be cut off.
+ */
+static int t_rdma_lease(const char *dev)
+{
+	const size_t bb = 65536, nb = 32;
+	struct server s;
+	if (server_start(&s, 0, "8M", "65536", "--rdma-dev", dev, "--lease-ms", "400", NULL)) {
+		fprintf(stderr, "FAIL cannot start a server on %s\n", dev);
+		return 1;
+	}
+	char peers[64];
+	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	uint8_t *cp = slots(2 * nb, bb);
+	struct kv_tier_pool tp = { .addr = cp, .len = 2 * nb * bb, .slot_bytes = bb, .block_bytes = bb };
+	kv_hash root = { rnd(), rnd() };
+	struct kv_remote_opts o = { .peers = peers, .geom = geom_for(bb), .ns_root = root, .pool = &tp,
+				    .timeout_ms = 5000, .rdma_dev = dev, .name = "kvr_lease" };
+	struct kv_tier_ops t;
+	kv_hash h[32];
+	int32_t res[32];
+	CHECK(kv_remote_tier_open_opts(&o, &t) == 0, "open");
+	for (size_t i = 0; i < nb; i++)
+		h[i] = (kv_hash){ rnd(), rnd() };
+	fill_rand(cp, nb * bb);
+	CHECK(store_all(&t, h, cp, nb, bb) == (int)nb, "store");
+
+	/* The raw client: HELLO, RDMA_CONNECT with a real QP, LEASE h[0]. */
+	struct kvr_dev d;
+	struct kvr_qp q;
+	CHECK(kvr_dev_open(dev, &d) == 0, "open %s", dev);
+	CHECK(kvr_qp_create(&d, 4, &q) == 0, "qp");
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s.port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect");
+	uint8_t req[1024];
+	size_t n = hello_frame(req, bb, root);
+	struct kvp_rdma loc;
+	kvr_qp_local(&d, &q, NULL, NULL, &loc);
+	kvp_hdr_encode(req + n, KVP_OP_RDMA_CONNECT, 0, KVP_RDMA_BYTES, 0, 2);
+	n += KVP_HDR_BYTES + kvp_rdma_encode(req + n + KVP_HDR_BYTES, &loc);
+	kvp_hdr_encode(req + n, KVP_OP_LEASE, 0, KVP_BATCH_HDR + 16, 0, 3);
+	kvp_batch_encode(req + n + KVP_HDR_BYTES, 1);
+	kvp_put_hash(req + n + KVP_HDR_BYTES + KVP_BATCH_HDR, h[0]);
+	n += KVP_HDR_BYTES + KVP_BATCH_HDR + 16;
+	CHECK(send(fd, req, n, MSG_NOSIGNAL) == (ssize_t)n, "send");
+
+	/* Meanwhile the libkv client loads for 3x the lease time. */
+	uint64_t t0 = now_ms(), held = 0, loads = 0;
+	int got_all = 1;
+	while (now_ms() - t0 < 1200) {
+		uint64_t st[KVP_ST_COUNT];
+		if (!held && now_ms() - t0 > 100 && kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT) > 0)
+			held = st[KVP_ST_LEASES];
+		if (load_all(&t, h, cp + nb * bb, nb, bb, res) != (int)nb)
+			got_all = 0;
+		loads++;
+	}
+	CHECK(got_all, "a load failed while the lazy lease expired");
+	CHECK(memcmp(cp, cp + nb * bb, nb * bb) == 0, "loaded bytes differ");
+	uint64_t st[KVP_ST_COUNT];
+	CHECK(kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT) > 0, "status");
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Drain the HELLO/RDMA_CONNECT/LEASE answers; then the server's close. */
+	ssize_t r;
+	while ((r = recv(fd, req, sizeof(req), 0)) > 0)
+		;
+	printf("rdma lease: %llu held at 100 ms, %llu after 1.2 s; %llu loads by a good client; "
+	       "raw connection %s\n", (unsigned long long)held, (unsigned long long)st[KVP_ST_LEASES],
+	       (unsigned long long)loads, r == 0 ? "closed by the server" : "still open");
+	CHECK(held > 0, "the raw LEASE held nothing");
+	CHECK(st[KVP_ST_LEASES] == 0, "a lease is still held after the lease time");
+	CHECK(r == 0, "the lazy client's connection was not closed");
+	CHECK(kv_remote_peer_up(&t, 0) == 1, "the good client lost its peer");
+	close(fd);
+	kvr_qp_destroy(&q);
+	kvr_dev_close(&d);
+	t.close(t.ctx);
+	CHECK(server_alive(&s), "server died");
+	server_kill(&s, SIGTERM);
+	return failures ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ bench */
 
 static int t_bench(double secs, size_t bb, size_t batch)
@@ -957,7 +1048,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "corpus"))
 		return t_corpus(argv[2]);
 	if (argc < 3) {
-		fprintf(stderr, "usage: kvr_test loopback|security|malformed|bench SERVE_BIN [SECONDS]\n");
+		fprintf(stderr, "usage: kvr_test loopback|security|malformed|rdma|rdma_lease|bench SERVE_BIN [ARGS]\n");
 		return 2;
 	}
 	serve_bin = argv[2];
@@ -974,6 +1065,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "rdma") && argc > 3)
 		return t_rdma(argv[3], argc > 4 ? strtoul(argv[4], NULL, 0) : 12u << 20,
 			      argc > 5 ? strtoul(argv[5], NULL, 0) : 4, argc > 6 ? atof(argv[6]) : 0);
+	if (!strcmp(argv[1], "rdma_lease") && argc > 3)
+		return t_rdma_lease(argv[3]);
 	if (!strcmp(argv[1], "bench"))
 		return t_bench(argc > 3 ? atof(argv[3]) : 3.0, 1u << 20, argc > 4 ? (size_t)atoi(argv[4]) : 32);
 	fprintf(stderr, "unknown test %s\n", argv[1]);
