@@ -4,12 +4,14 @@
 # prints the table tests/remote/rdma_test.sh measured there: our RDMA WRITE
 # and READ paths against ib_write_bw / ib_read_bw with the same message size
 # on the same rxe device in the same VM run. Emulated speeds are tiny; only
-# the ratio counts. KV_RDMA_SECONDS sets each run's length (default 5).
+# the ratio counts. KV_RDMA_SECONDS sets each run's length (default 5),
+# KV_RDMA_ROUNDS how many interleaved rounds are summed (default 3).
 set -u
 src=${KV_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${KV_BUILD:-$src/build}
 
 out=$(KV_VM_ONLY="rdma remote_rdma" KV_RDMA_SECONDS="${KV_RDMA_SECONDS:-5}" \
+	KV_RDMA_ROUNDS="${KV_RDMA_ROUNDS:-3}" \
 	"$src/tests/vm/test_kvmem_vm.sh" 2>&1)
 rc=$?
 echo "Remote tier: RDMA over soft-RoCE inside the VM (vs perftest, same run)"
@@ -23,4 +25,4 @@ if [ $rc -ne 0 ] || ! grep -q '^# |' "$log" 2>/dev/null; then
 	echo "$out" | tail -n 15 | sed 's/^/    /'
 	exit 1
 fi
-grep '^# |' "$log" | sed 's/^# /  /'
+grep -E '^# (\||round)' "$log" | sed 's/^# /  /'

@@ -124,6 +124,7 @@ if [ $loaded -eq 1 ]; then
 			# round trips (blocks above rxe's 8 MiB max message) and a short
 			# throughput table against ib_write_bw/ib_read_bw in its log.
 			run_case remote_rdma 600 env KV_RDMA_SECONDS="${KV_RDMA_SECONDS:-2}" \
+				KV_RDMA_ROUNDS="${KV_RDMA_ROUNDS:-1}" \
 				"$src/tests/remote/rdma_test.sh" rxe0
 			rdma_teardown
 		fi

@@ -8,7 +8,8 @@
 # points at the latest run).
 # Env: KV_VM_MEM (MiB, default 2048), KV_VM_TIMEOUT (s, default 780),
 # KV_VM_ONLY (space-separated case names to run, default all),
-# KV_RDMA_SECONDS (length of the remote tier's RDMA throughput runs).
+# KV_RDMA_SECONDS, KV_RDMA_ROUNDS (length and count of the remote tier's RDMA
+# throughput runs).
 set -u
 src=${KV_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${KV_BUILD:-$src/build}
@@ -81,7 +82,7 @@ mkdir -p /mnt/dev/shm /mnt/dev/pts 2>/dev/null
 mount -t tmpfs shm /mnt/dev/shm
 echo "init: running suite"
 KV_SRC=$src KV_BUILD=$build KV_VM_OUT=$out KV_VM_ONLY="${KV_VM_ONLY:-}" \
-	KV_RDMA_SECONDS="${KV_RDMA_SECONDS:-}" PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
+	KV_RDMA_SECONDS="${KV_RDMA_SECONDS:-}" KV_RDMA_ROUNDS="${KV_RDMA_ROUNDS:-}" PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
 	chroot /mnt /bin/bash $src/tests/vm/suite.sh
 echo "init: suite exited \$?"
 sync
