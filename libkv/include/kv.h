@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define KV_VERSION_MAJOR 0
-#define KV_VERSION_MINOR 2
+#define KV_VERSION_MINOR 3
 
 /* ---------------------------------------------------------------- identity */
 
@@ -147,6 +147,7 @@ enum kv_flags {
 	KV_F_DISK_NO_URING = 1u << 4,  /* disk tier: force the thread-pool path */
 	KV_F_DISK_REFORMAT = 1u << 5,  /* disk tier: reformat a foreign/mismatched file */
 	KV_F_QUIET = 1u << 6,          /* no warnings on stderr */
+	KV_F_REMOTE_NO_RDMA = 1u << 7, /* remote tier: TCP even where verbs would work (0.3) */
 };
 
 struct kv_config {
@@ -165,7 +166,23 @@ struct kv_config {
 	uint32_t disk_batch;       /* disk I/Os prepared per io_uring submit; 0: disk_queue_depth */
 	uint32_t admit;            /* enum kv_admit: which host evictions are written to the
 				      first lower tier (disk, else remote); 0: KV_ADMIT_REUSED */
+	/* Since 0.3: the remote tier (used only with peers). */
+	uint32_t remote_replicas;  /* copies of each block, on distinct peers; 0: 1, max 8 */
+	int32_t remote_timeout_ms; /* bound on each remote batch, connecting included: a
+				      peer that takes longer is marked down and its blocks
+				      become misses / failed stores; 0: 2000, max 600000 */
+	const char *remote_auth_file; /* shared secret for servers run with --auth-file
+					 (read once by kv_open); NULL: none */
+	const char *remote_rdma_dev;  /* verbs device (e.g. "mlx5_0"); NULL: the first
+					 one found, if any; else TCP */
 };
+
+/*
+ * ABI: struct kv_config only grows at its end, and kv_open is versioned
+ * (KV_0.1, KV_0.2, KV_0.3 in libkv.map): a program built against an older
+ * kv.h calls the kv_open of its version, which reads only the fields that
+ * version had and gives the newer ones their 0 default.
+ */
 
 /*
  * Admission of blocks evicted from the host pool into the lower tier
@@ -194,7 +211,11 @@ struct kv;
  * instead with KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or
  * the error of open(2)/read/write. A file system that refuses O_DIRECT and a
  * host where io_uring is unavailable are not errors: one warning each, then
- * buffered I/O / a pread-pwrite thread pool.
+ * buffered I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad
+ * peers list, remote_replicas > 8, remote_timeout_ms out of range) or the
+ * error reading remote_auth_file; peers that are down are not an error
+ * (they are connected lazily and retried with backoff), nor is a host with
+ * no RDMA device (TCP is used; one warning if remote_rdma_dev was named).
  */
 int kv_open(const struct kv_config *cfg, struct kv **out);
 

@@ -23,6 +23,8 @@
 #define KV_DEFAULT_DEPTH 256
 #define KV_MAX_DEPTH 65536
 #define KV_MAX_WORKERS 8
+#define KV_MAX_REPLICAS 8
+#define KV_MAX_REMOTE_TIMEOUT_MS 600000
 
 static void *worker_main(void *arg)
 {
@@ -81,7 +83,7 @@ static int config_check(const struct kv_config *cfg)
 {
 	const uint32_t known = KV_F_REQUIRE_PINNED | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM |
 			       KV_F_VERIFY_HOST | KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT |
-			       KV_F_QUIET;
+			       KV_F_QUIET | KV_F_REMOTE_NO_RDMA;
 
 	if (!cfg || kv_geometry_check(&cfg->geometry) || !cfg->host_bytes)
 		return -EINVAL;
@@ -94,6 +96,9 @@ static int config_check(const struct kv_config *cfg)
 	if (cfg->disk_path && (!cfg->disk_path[0] || !cfg->disk_bytes))
 		return -EINVAL;
 	if (cfg->disk_queue_depth > 4096 || cfg->admit > KV_ADMIT_NONE)
+		return -EINVAL;
+	if (cfg->remote_replicas > KV_MAX_REPLICAS || cfg->remote_timeout_ms < 0 ||
+	    cfg->remote_timeout_ms > KV_MAX_REMOTE_TIMEOUT_MS)
 		return -EINVAL;
 	return 0;
 }
@@ -151,9 +156,20 @@ static int remote_open(struct kv *kv, const struct kv_config *cfg)
 		.slot_bytes = kv->pool.slot_bytes,
 		.block_bytes = kv->block_bytes,
 	};
+	struct kv_remote_opts o = {
+		.peers = cfg->peers,
+		.geom = cfg->geometry,
+		.ns_root = cfg->ns_root,
+		.pool = &tp,
+		.flags = ((cfg->flags & KV_F_QUIET) ? KV_REMOTE_QUIET : 0) |
+			 ((cfg->flags & KV_F_REMOTE_NO_RDMA) ? KV_REMOTE_NO_RDMA : 0),
+		.timeout_ms = cfg->remote_timeout_ms,
+		.replicas = cfg->remote_replicas,
+		.auth_file = cfg->remote_auth_file,
+		.rdma_dev = cfg->remote_rdma_dev,
+	};
 	struct kv_tier_ops t;
-	int ret = kv_remote_tier_open(cfg->peers, &cfg->geometry, cfg->ns_root, &tp,
-				      (cfg->flags & KV_F_QUIET) ? KV_REMOTE_QUIET : 0, 0, &t);
+	int ret = kv_remote_tier_open_opts(&o, &t);
 	if (ret)
 		return ret;
 	ret = kv_lower_add(kv, &t);
@@ -162,7 +178,7 @@ static int remote_open(struct kv *kv, const struct kv_config *cfg)
 	return ret;
 }
 
-KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
+static int open_current(const struct kv_config *cfg, struct kv **out)
 {
 	pthread_condattr_t ca;
 	struct kv *kv;
@@ -260,6 +276,51 @@ err_free:
 	free(kv);
 	return ret;
 }
+
+/*
+ * kv_open by ABI version (see kv.h): each reads the prefix of struct
+ * kv_config its version defined and zero-fills the rest, so a program
+ * built against an older kv.h never has bytes past its struct read.
+ */
+static int open_prefix(const void *cfg, size_t size, struct kv **out)
+{
+	struct kv_config c;
+
+	if (!cfg) {
+		if (out)
+			*out = NULL;
+		return -EINVAL;
+	}
+	memset(&c, 0, sizeof(c));
+	memcpy(&c, cfg, size);
+	return open_current(&c, out);
+}
+
+KV_EXPORT int kv_open_v0_1(const void *cfg, struct kv **out);
+KV_EXPORT int kv_open_v0_2(const void *cfg, struct kv **out);
+
+KV_EXPORT int kv_open_v0_1(const void *cfg, struct kv **out)
+{
+	return open_prefix(cfg, offsetof(struct kv_config, disk_queue_depth), out);
+}
+
+KV_EXPORT int kv_open_v0_2(const void *cfg, struct kv **out)
+{
+	return open_prefix(cfg, offsetof(struct kv_config, remote_replicas), out);
+}
+
+KV_EXPORT int kv_open(const struct kv_config *cfg, struct kv **out)
+{
+	return open_current(cfg, out);
+}
+
+/*
+ * libkv.so exports the two above as kv_open@KV_0.1 and kv_open@KV_0.2 and
+ * kv_open itself as the default, kv_open@@KV_0.3 (libkv.map). A static
+ * link of libkv.a simply takes kv_open.
+ */
+__asm__(".symver kv_open_v0_1, kv_open@KV_0.1");
+__asm__(".symver kv_open_v0_2, kv_open@KV_0.2");
 
 KV_EXPORT void kv_close(struct kv *kv)
 {

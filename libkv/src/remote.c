@@ -1306,31 +1306,6 @@ fail:
 	return err;
 }
 
-int kv_remote_tier_open(const char *peers, const struct kv_geometry *g, kv_hash ns_root,
-			const struct kv_tier_pool *pool, uint32_t flags, int timeout_ms,
-			struct kv_tier_ops *out)
-{
-	if (!g)
-		return -EINVAL;
-	struct kv_remote_opts o = {
-		.peers = peers, .geom = *g, .ns_root = ns_root, .pool = pool,
-		.flags = flags, .timeout_ms = timeout_ms,
-	};
-	const char *v = getenv("KV_REMOTE_REPLICAS");
-	if (v && *v)
-		o.replicas = (unsigned)strtoul(v, NULL, 10);
-	v = getenv("KV_REMOTE_AUTH_FILE");
-	if (v && *v)
-		o.auth_file = v;
-	v = getenv("KV_REMOTE_RDMA_DEV");
-	if (v && *v)
-		o.rdma_dev = v;
-	v = getenv("KV_REMOTE_NO_RDMA");
-	if (v && *v == '1')
-		o.flags |= KV_REMOTE_NO_RDMA;
-	return kv_remote_tier_open_opts(&o, out);
-}
-
 int kv_remote_placement(const struct kv_tier_ops *t, kv_hash h)
 {
 	struct remote *r = t->ctx;

@@ -37,17 +37,11 @@ struct kv_remote_opts {
 };
 
 /*
- * Open the remote tier. Replicas and the auth file default from the
- * environment (KV_REMOTE_REPLICAS, KV_REMOTE_AUTH_FILE, KV_REMOTE_RDMA_DEV;
- * KV_REMOTE_NO_RDMA=1 forces TCP). Peers need not be up: they are
- * connected lazily and retried. Returns 0 and fills *out, or -EINVAL (bad
- * peers list or geometry), -ENOMEM, or the error reading the auth file.
+ * Open the remote tier (kv_open fills o from struct kv_config). Peers need
+ * not be up: they are connected lazily and retried. Returns 0 and fills
+ * *out, or -EINVAL (bad peers list or geometry), -ENOMEM, or the error
+ * reading the auth file.
  */
-int kv_remote_tier_open(const char *peers, const struct kv_geometry *g, kv_hash ns_root,
-			const struct kv_tier_pool *pool, uint32_t flags, int timeout_ms,
-			struct kv_tier_ops *out);
-
-/* The same with every option explicit (environment ignored). */
 int kv_remote_tier_open_opts(const struct kv_remote_opts *o, struct kv_tier_ops *out);
 
 /*
