@@ -3,7 +3,9 @@
 # memory server on loopback: every load verifies and blocks evicted from the
 # small host pool come back from the remote tier; then the server is killed
 # in the middle of a replay, which must still finish with every load right
-# (a dead peer is a miss, never wrong data, never a hang).
+# (a dead peer is a miss, never wrong data, never a hang). Last, two servers
+# with --auth-file and --replicas 2: both hold every block; a wrong secret
+# stores nothing.
 # Skips (77) while kvctl has no serve or the library no remote tier.
 # Exit: 0 pass, 1 fail, 77 skip.
 # kv-test-timeout: 300
@@ -93,5 +95,49 @@ print("peer killed: %d requests, %d verification failures, %d remote failures, %
 sys.exit(1 if d["verify_failures"] or d["requests"] != 600 else 0)
 PY
 fi
+# Two servers that require a secret, every block on both (--replicas 2),
+# configured through kvctl's options (kv_config's remote fields).
+head -c 32 /dev/urandom >"$tmp/secret"
+head -c 32 /dev/urandom >"$tmp/wrong"
+auth_servers=
+for i in 1 2; do
+	rm -f "$tmp/port$i"
+	"$kvctl" serve --listen 127.0.0.1:0 --pool 256M --auth-file "$tmp/secret" \
+		--port-file "$tmp/port$i" -q >"$tmp/serve$i.log" 2>&1 &
+	auth_servers="$auth_servers $!"
+done
+trap '[ -n "$replay" ] && kill "$replay" 2>/dev/null; stop_server; kill $auth_servers 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do [ -s "$tmp/port1" ] && [ -s "$tmp/port2" ] && break; sleep 0.1; done
+p1=$(cat "$tmp/port1") p2=$(cat "$tmp/port2")
+peers="127.0.0.1:$p1,127.0.0.1:$p2"
+"$kvctl" replay --json -n 200 --seed 11 --peers "$peers" --replicas 2 --auth-file "$tmp/secret" \
+	--remote-timeout 3000 --no-rdma >"$tmp/c.json" 2>"$tmp/c.err" || { cat "$tmp/c.err"; echo "FAIL: replay with --replicas 2"; fail=1; }
+for p in $p1 $p2; do
+	"$kvctl" status --server "127.0.0.1:$p" --auth-file "$tmp/secret" --json >"$tmp/st$p.json" ||
+		{ echo "FAIL: status --auth-file of 127.0.0.1:$p"; fail=1; }
+done
+python3 - "$tmp/c.json" "$tmp/st$p1.json" "$tmp/st$p2.json" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+a, b = (json.load(open(f)) for f in sys.argv[2:4])
+print("replicas 2: %d verification failures; servers hold %d and %d blocks" %
+      (d["verify_failures"], a["blocks"], b["blocks"]))
+bad = d["verify_failures"] or a["blocks"] == 0 or a["blocks"] != b["blocks"]
+sys.exit(1 if bad else 0)
+PY
+"$kvctl" status --server "127.0.0.1:$p1" >/dev/null 2>"$tmp/noauth.err" &&
+	{ echo "FAIL: status without the secret succeeded"; fail=1; }
+"$kvctl" status --server "127.0.0.1:$p1" --auth-file "$tmp/wrong" >/dev/null 2>>"$tmp/noauth.err" &&
+	{ echo "FAIL: status with a wrong secret succeeded"; fail=1; }
+cat "$tmp/noauth.err"
+"$kvctl" replay --json -n 50 --seed 12 --peers "$peers" --auth-file "$tmp/wrong" --no-rdma -q \
+	>"$tmp/d.json" 2>/dev/null
+python3 - "$tmp/d.json" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("wrong secret: remote bytes in %d, verification failures %d" %
+      (d["tiers"]["remote"]["bytes_in"], d["verify_failures"]))
+sys.exit(1 if d["tiers"]["remote"]["bytes_in"] or d["verify_failures"] else 0)
+PY
 [ $fail -eq 0 ] && echo "PASS"
 exit $fail

@@ -91,14 +91,15 @@ static int is_number(const char *s)
 	return !errno && !*end;
 }
 
-/* server: where --server is accepted (status), else NULL. */
+/* server, auth: where --server and --auth-file are accepted (status), else NULL. */
 static int parse_common(int argc, char **argv, const char *usage_text, int *json,
-			long *pid, const char **server)
+			long *pid, const char **server, const char **auth)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "server", required_argument, NULL, 's' },
+		{ "auth-file", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,7 +107,7 @@ static int parse_common(int argc, char **argv, const char *usage_text, int *json
 
 	*json = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jp:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jp:s:a:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			*json = 1;
@@ -117,6 +118,13 @@ static int parse_common(int argc, char **argv, const char *usage_text, int *json
 				return 2;
 			}
 			*server = optarg;
+			break;
+		case 'a':
+			if (!auth || !*optarg) {
+				fputs(usage_text, stderr);
+				return 2;
+			}
+			*auth = optarg;
 			break;
 		case 'p':
 			if (!pid) {
@@ -146,27 +154,32 @@ static int parse_common(int argc, char **argv, const char *usage_text, int *json
 }
 
 static const char status_usage[] =
-	"Usage: kvctl status [--json] [--server HOST:PORT]\n"
+	"Usage: kvctl status [--json] [--server HOST:PORT [--auth-file FILE]]\n"
 	"Show the kvmem module's state: ABI, GPU provider, open files, regions,\n"
 	"pinned bytes against the module cap, mappings, dma-bufs and error counters\n"
 	"(from /proc/driver/kvmem/stats).\n"
 	"  -j, --json          one JSON object instead of text\n"
 	"  -s, --server H:P    instead, a memory server's pool, blocks, clients and\n"
-	"                      counters (its secret from $KV_REMOTE_AUTH_FILE if set)\n"
+	"                      counters\n"
+	"  -a, --auth-file F   the shared secret of a server run with --auth-file\n"
 	"Exit status: 0 ok, 1 module not loaded or unreadable, 2 usage error.\n";
 
 int kvctl_status(int argc, char **argv)
 {
 	struct kv_pair kv[MAX_KEYS];
-	const char *server = NULL;
+	const char *server = NULL, *auth = NULL;
 	char b1[32], b2[32];
 	int n, json, ret;
 
-	ret = parse_common(argc, argv, status_usage, &json, NULL, &server);
+	ret = parse_common(argc, argv, status_usage, &json, NULL, &server, &auth);
 	if (ret >= 0)
 		return ret;
+	if (auth && !server) {
+		fprintf(stderr, "kvctl: status: --auth-file goes with --server\n");
+		return 2;
+	}
 	if (server)
-		return kvctl_server_status(server, json);
+		return kvctl_server_status(server, auth, json);
 	if (read_stats(argv[0], kv, &n))
 		return 1;
 
@@ -237,7 +250,7 @@ int kvctl_regions(int argc, char **argv)
 	int json, ret, count = 0;
 	FILE *f;
 
-	ret = parse_common(argc, argv, regions_usage, &json, &pid, NULL);
+	ret = parse_common(argc, argv, regions_usage, &json, &pid, NULL, NULL);
 	if (ret >= 0)
 		return ret;
 	f = open_proc(argv[0], "regions");

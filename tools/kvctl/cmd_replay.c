@@ -43,6 +43,11 @@ struct replay_opts {
 	const char *disk;
 	size_t disk_bytes;
 	const char *peers;
+	uint64_t replicas;       /* remote tier (0: library default) */
+	uint64_t remote_timeout_ms;
+	const char *auth_file;
+	const char *rdma_dev;
+	bool no_rdma;
 	uint64_t inflight;
 	uint64_t queue_depth;
 	uint64_t engine_blocks;
@@ -103,6 +108,11 @@ static void replay_usage(FILE *f)
 "      --disk-bytes SIZE   disk tier size (default %llu MiB)\n"
 "      --reformat          reformat a disk tier written for another namespace\n"
 "      --peers LIST        host:port,... memory servers (default: none)\n"
+"      --replicas N        copies of each block on distinct peers (default 1)\n"
+"      --remote-timeout MS bound on each remote batch (default 2000)\n"
+"      --auth-file FILE    shared secret for servers run with --auth-file\n"
+"      --rdma-dev NAME     verbs device for the remote tier (default: first found)\n"
+"      --no-rdma           remote tier over TCP even where verbs would work\n"
 "      --queue-depth N     library queue depth (default %d: small, so that\n"
 "                          -EAGAIN and reaping are exercised)\n"
 "      --workers N         library copy threads (default: library's choice)\n"
@@ -132,7 +142,8 @@ enum {
 	OPT_DISK_BYTES, OPT_PEERS, OPT_JSON, OPT_KV_HEADS, OPT_HEAD_DIM, OPT_DTYPE,
 	OPT_INFLIGHT, OPT_QUEUE_DEPTH, OPT_ENGINE_BLOCKS, OPT_MAX_TOKENS,
 	OPT_CONVERSATIONS, OPT_SYSTEM_PROMPTS, OPT_REFORMAT, OPT_VERIFY_HOST,
-	OPT_WORKERS, OPT_CORRUPT_EVERY, OPT_ADMIT, OPT_PREFETCH,
+	OPT_WORKERS, OPT_CORRUPT_EVERY, OPT_ADMIT, OPT_PREFETCH, OPT_REPLICAS,
+	OPT_REMOTE_TIMEOUT, OPT_AUTH_FILE, OPT_RDMA_DEV, OPT_NO_RDMA,
 };
 
 static const struct option replay_longopts[] = {
@@ -149,6 +160,11 @@ static const struct option replay_longopts[] = {
 	{ "disk-bytes", required_argument, NULL, OPT_DISK_BYTES },
 	{ "reformat", no_argument, NULL, OPT_REFORMAT },
 	{ "peers", required_argument, NULL, OPT_PEERS },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ "remote-timeout", required_argument, NULL, OPT_REMOTE_TIMEOUT },
+	{ "auth-file", required_argument, NULL, OPT_AUTH_FILE },
+	{ "rdma-dev", required_argument, NULL, OPT_RDMA_DEV },
+	{ "no-rdma", no_argument, NULL, OPT_NO_RDMA },
 	{ "inflight", required_argument, NULL, OPT_INFLIGHT },
 	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -267,6 +283,27 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			break;
 		case OPT_PEERS:
 			o->peers = *optarg ? optarg : NULL;
+			break;
+		case OPT_REPLICAS:
+			if (kvu_parse_u64(optarg, 1, 8, &o->replicas))
+				return bad_value(name, optarg, "1..8");
+			break;
+		case OPT_REMOTE_TIMEOUT:
+			if (kvu_parse_u64(optarg, 1, 600000, &o->remote_timeout_ms))
+				return bad_value(name, optarg, "1..600000 ms");
+			break;
+		case OPT_AUTH_FILE:
+			if (!*optarg)
+				return bad_value(name, optarg, "a file path");
+			o->auth_file = optarg;
+			break;
+		case OPT_RDMA_DEV:
+			if (!*optarg)
+				return bad_value(name, optarg, "a verbs device name");
+			o->rdma_dev = optarg;
+			break;
+		case OPT_NO_RDMA:
+			o->no_rdma = true;
 			break;
 		case OPT_INFLIGHT:
 			if (kvu_parse_u64(optarg, 1, 1024, &o->inflight))
@@ -1292,12 +1329,16 @@ int kvctl_replay(int argc, char **argv)
 	cfg.disk_path = o.disk;
 	cfg.disk_bytes = o.disk ? o.disk_bytes : 0;
 	cfg.peers = o.peers;
+	cfg.remote_replicas = (uint32_t)o.replicas;
+	cfg.remote_timeout_ms = (int32_t)o.remote_timeout_ms;
+	cfg.remote_auth_file = o.auth_file;
+	cfg.remote_rdma_dev = o.rdma_dev;
 	cfg.queue_depth = (uint32_t)o.queue_depth;
 	cfg.workers = (uint32_t)o.workers;
 	cfg.ns_root = R.root;
 	cfg.admit = o.admit;
 	cfg.flags = (o.quiet ? KV_F_QUIET : 0) | (o.reformat ? KV_F_DISK_REFORMAT : 0) |
-		    (o.verify_host ? KV_F_VERIFY_HOST : 0);
+		    (o.verify_host ? KV_F_VERIFY_HOST : 0) | (o.no_rdma ? KV_F_REMOTE_NO_RDMA : 0);
 	ret = kv_open(&cfg, &R.kv);
 	if (ret) {
 		bool foreign = o.disk && !o.reformat &&

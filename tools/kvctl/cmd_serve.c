@@ -19,7 +19,7 @@
 #include "util.h"
 
 int kvctl_serve(int argc, char **argv);
-int kvctl_server_status(const char *hostport, int json);
+int kvctl_server_status(const char *hostport, const char *auth_file, int json);
 
 #define DEF_LAYERS 8
 #define DEF_PLANES 2
@@ -275,10 +275,9 @@ int kvctl_serve(int argc, char **argv)
 	return 0;
 }
 
-int kvctl_server_status(const char *hostport, int json)
+int kvctl_server_status(const char *hostport, const char *auth, int json)
 {
 	uint64_t st[KVP_ST_COUNT];
-	const char *auth = getenv("KV_REMOTE_AUTH_FILE");
 	int n = kv_remote_server_stats(hostport, auth, 2000, st, KVP_ST_COUNT);
 	if (n < 0) {
 		fprintf(stderr, "kvctl: cannot get status of server %s: %s\n", hostport, strerror(-n));

@@ -9,7 +9,7 @@ int kvctl_bench(int argc, char **argv);
 int kvctl_status(int argc, char **argv);   /* cmd_regions.c: module state */
 int kvctl_regions(int argc, char **argv);  /* cmd_regions.c */
 int kvctl_serve(int argc, char **argv);    /* cmd_serve.c: memory server */
-/* cmd_serve.c: `kvctl status --server HOST:PORT` (secret from KV_REMOTE_AUTH_FILE). */
-int kvctl_server_status(const char *hostport, int json);
+/* cmd_serve.c: `kvctl status --server HOST:PORT [--auth-file FILE]`. */
+int kvctl_server_status(const char *hostport, const char *auth_file, int json);
 
 #endif /* KVCTL_H */
