@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remote.c - the remote tier client over TCP (see remote.h).
+ * remote.c - the remote tier client (see remote.h): peers, connections,
+ * placement, the round engine and the TCP data path. The socket helpers
+ * are in remote_wire.c, the verbs data path in remote_rdma_client.c.
  *
  * Each call works in rounds: every unfinished block goes to its next
  * candidate peer (rendezvous order, skipping peers marked down), the blocks
@@ -15,10 +17,6 @@
  * (the server closed it, e.g. it restarted) is dropped before use.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,7 +26,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -36,308 +33,13 @@
 #include "checksum.h"
 #include "proto.h"
 #include "remote.h"
+#include "remote_int.h"
 #include "remote_rdma.h"
+#include "remote_wire.h"
 
-#define MAX_PEERS 64
-#define MAX_IDLE 8
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
-#define IOV_CHUNK 512
-#define CHUNK_BYTES (8u << 20)    /* data per request; two are kept in flight */
-
-struct rconn {
-	int fd;
-	bool rdma;             /* QP connected: put/get go over verbs */
-	struct kvr_qp qp;
-	uint64_t raddr;        /* server pool base */
-	uint32_t rkey;
-	uint32_t max_msg;      /* min of both devices */
-};
-
-struct rpeer {
-	char host[256];
-	char port[16];
-	char label[280];
-	uint64_t seed;
-	pthread_mutex_t mu;
-	struct rconn *idle[MAX_IDLE];
-	unsigned nidle;
-	bool down;
-	uint64_t retry_at;      /* ns, CLOCK_MONOTONIC */
-	uint32_t backoff_ms;
-	uint32_t max_batch;
-	uint32_t max_data;
-	uint64_t capacity;      /* blocks, from the last HELLO reply */
-};
-
-struct remote {
-	struct kv_remote_opts o;
-	size_t block_bytes;
-	unsigned npeers;
-	unsigned replicas;
-	int timeout_ms;
-	uint8_t secret[KVP_SECRET_MAX];
-	int secret_len;
-	char name[KVP_NAME_BYTES];
-	atomic_uint_fast64_t req_id;
-	struct rpeer peer[MAX_PEERS];
-	bool rdma;                    /* device open and pool registered */
-	struct kvr_dev dev;
-	struct ibv_mr *mr;
-	uint8_t *pool_base;
-	size_t pool_len;
-	atomic_bool rdma_warned;
-	atomic_uint_fast64_t hits, misses, bytes_in, bytes_out, failures, verify_failures, stored;
-	atomic_uint_fast64_t rdma_blocks;    /* blocks moved by RDMA READ/WRITE */
-};
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* --------------------------------------------------------------- socket I/O */
-
-static int wait_fd(int fd, short ev, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = now_ns();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		uint64_t ms = (deadline - now + 999999) / 1000000;
-		struct pollfd p = { .fd = fd, .events = ev };
-		int r = poll(&p, 1, ms > 60000 ? 60000 : (int)ms);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-static int send_iov(int fd, struct iovec *iov, unsigned cnt, uint64_t deadline)
-{
-	unsigned i = 0;
-	while (i < cnt) {
-		if (iov[i].iov_len == 0) {
-			i++;
-			continue;
-		}
-		struct msghdr mh = { .msg_iov = iov + i, .msg_iovlen = cnt - i > IOV_CHUNK ? IOV_CHUNK : cnt - i };
-		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int err = wait_fd(fd, POLLOUT, deadline);
-				if (err)
-					return err;
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		size_t left = (size_t)w;
-		while (left && i < cnt) {
-			if (left >= iov[i].iov_len) {
-				left -= iov[i].iov_len;
-				iov[i].iov_len = 0;
-				i++;
-			} else {
-				iov[i].iov_base = (uint8_t *)iov[i].iov_base + left;
-				iov[i].iov_len -= left;
-				left = 0;
-			}
-		}
-	}
-	return 0;
-}
-
-static int recv_full(int fd, void *buf, size_t len, uint64_t deadline)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t r = recv(fd, p, len, MSG_DONTWAIT);
-		if (r > 0) {
-			p += r;
-			len -= (size_t)r;
-			continue;
-		}
-		if (r == 0)
-			return -ECONNRESET;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		int err = wait_fd(fd, POLLIN, deadline);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-/* Send a request: header, then meta (may be NULL), then data iovs. */
-static int send_req(int fd, uint16_t op, uint64_t id, const void *meta, size_t mlen,
-		    struct iovec *data, unsigned ndata, size_t dlen, uint64_t deadline)
-{
-	uint8_t hdr[KVP_HDR_BYTES];
-	kvp_hdr_encode(hdr, op, 0, (uint32_t)(mlen + dlen), 0, id);
-	if (ndata == 0) {
-		struct iovec v[2] = { { hdr, sizeof(hdr) }, { (void *)meta, mlen } };
-		return send_iov(fd, v, 2, deadline);
-	}
-	/* data[0] is reserved by the caller for header + meta (two entries: -2, -1). */
-	data[-2] = (struct iovec){ hdr, sizeof(hdr) };
-	data[-1] = (struct iovec){ (void *)meta, mlen };
-	return send_iov(fd, data - 2, ndata + 2, deadline);
-}
-
-/* Read a response header for (op, id). Returns 0 and fills h, or -errno. */
-static int recv_resp(int fd, uint16_t op, uint64_t id, struct kvp_hdr *h, uint64_t deadline)
-{
-	uint8_t b[KVP_HDR_BYTES];
-	int err = recv_full(fd, b, sizeof(b), deadline);
-	if (err)
-		return err;
-	if (kvp_hdr_decode(b, 1, h) || h->op != op || h->req_id != id)
-		return -EPROTO;
-	return 0;
-}
-
-/* An error response: read its reason text (bounded) into why. */
-static int recv_reason(int fd, const struct kvp_hdr *h, char *why, size_t wlen, uint64_t deadline)
-{
-	if (h->len > KVP_REASON_MAX)
-		return -EPROTO;
-	char buf[KVP_REASON_MAX + 1];
-	int err = recv_full(fd, buf, h->len, deadline);
-	if (err)
-		return err;
-	buf[h->len] = 0;
-	for (size_t i = 0; i < h->len; i++)
-		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e)
-			buf[i] = '?';
-	snprintf(why, wlen, "%s", buf);
-	return 0;
-}
-
-/* ------------------------------------------------------------- connections */
-
-static int tcp_connect(const char *host, const char *port, uint64_t deadline, int *out)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *ai = NULL;
-	int gai = getaddrinfo(host, port, &hints, &ai);
-	if (gai)
-		return gai == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-	int err = -EHOSTUNREACH;
-	for (struct addrinfo *a = ai; a; a = a->ai_next) {
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			err = -errno;
-			continue;
-		}
-		if (connect(fd, a->ai_addr, a->ai_addrlen) && errno != EINPROGRESS) {
-			err = -errno;
-			close(fd);
-			continue;
-		}
-		err = wait_fd(fd, POLLOUT, deadline);
-		if (!err) {
-			int soerr = 0;
-			socklen_t sl = sizeof(soerr);
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-			err = -soerr;
-		}
-		if (err) {
-			close(fd);
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		*out = fd;
-		freeaddrinfo(ai);
-		return 0;
-	}
-	freeaddrinfo(ai);
-	return err;
-}
-
-/*
- * Connect and say hello (and authenticate when asked). admin: a status-only
- * hello. why gets the server's reason when it refuses. Returns 0 or -errno.
- */
-static int session_open(const char *host, const char *port, const struct kv_geometry *g,
-			kv_hash root, bool admin, const uint8_t *secret, int secret_len,
-			const char *name, uint64_t deadline, int *out, struct kvp_hello_reply *rep,
-			char *why, size_t wlen)
-{
-	int fd = -1, err;
-	struct kvp_hdr h;
-
-	why[0] = 0;
-	err = tcp_connect(host, port, deadline, &fd);
-	if (err)
-		return err;
-	struct kvp_hello hello = {
-		.ver_min = KVP_VERSION, .ver_max = KVP_VERSION,
-		.flags = admin ? KVP_HELLO_ADMIN : 0,
-		.ns_root = root,
-	};
-	if (!admin) {
-		hello.geom = *g;
-		hello.block_bytes = (uint32_t)kv_geometry_block_bytes(g);
-	}
-	snprintf(hello.name, sizeof(hello.name), "%s", name);
-	uint8_t buf[KVP_HELLO_BYTES > KVP_HELLO_REPLY_BYTES ? KVP_HELLO_BYTES : KVP_HELLO_REPLY_BYTES];
-	size_t n = kvp_hello_encode(buf, &hello);
-	if ((err = send_req(fd, KVP_OP_HELLO, 1, buf, n, NULL, 0, 0, deadline)))
-		goto fail;
-	if ((err = recv_resp(fd, KVP_OP_HELLO, 1, &h, deadline)))
-		goto fail;
-	if (h.status) {
-		recv_reason(fd, &h, why, wlen, deadline);
-		err = h.status;
-		goto fail;
-	}
-	if (h.len != KVP_HELLO_REPLY_BYTES) {
-		err = -EPROTO;
-		goto fail;
-	}
-	if ((err = recv_full(fd, buf, h.len, deadline)))
-		goto fail;
-	if ((err = kvp_hello_reply_decode(buf, h.len, rep)))
-		goto fail;
-	if (rep->flags & KVP_SRV_AUTH) {
-		uint8_t mac[KVP_MAC_BYTES];
-		if (secret_len <= 0) {
-			snprintf(why, wlen, "server requires auth and no secret is configured");
-			err = -EACCES;
-			goto fail;
-		}
-		if ((err = kvp_auth_mac(secret, (size_t)secret_len, rep->nonce, root, &hello.geom, mac)))
-			goto fail;
-		if ((err = send_req(fd, KVP_OP_AUTH, 2, mac, sizeof(mac), NULL, 0, 0, deadline)))
-			goto fail;
-		if ((err = recv_resp(fd, KVP_OP_AUTH, 2, &h, deadline)))
-			goto fail;
-		if (h.status) {
-			recv_reason(fd, &h, why, wlen, deadline);
-			err = h.status;
-			goto fail;
-		}
-		if (h.len) {
-			err = -EPROTO;
-			goto fail;
-		}
-	}
-	*out = fd;
-	return 0;
-fail:
-	close(fd);
-	return err;
-}
+#define CHUNK_BYTES (8u << 20)    /* data per TCP request; two are kept in flight */
 
 static void rconn_free(struct rconn *c)
 {
@@ -359,7 +61,7 @@ static void peer_down(struct remote *r, struct rpeer *p, int err, const char *wh
 	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (p->backoff_ms > BACKOFF_MAX_MS)
 		p->backoff_ms = BACKOFF_MAX_MS;
-	p->retry_at = now_ns() + (uint64_t)p->backoff_ms * 1000000ull;
+	p->retry_at = kvc_now_ns() + (uint64_t)p->backoff_ms * 1000000ull;
 	struct rconn *drop[MAX_IDLE];
 	unsigned nd = 0;
 	while (p->nidle)
@@ -381,52 +83,6 @@ static bool peer_usable(struct rpeer *p, uint64_t now)
 	return ok;
 }
 
-/* Set up the verbs QP of a fresh connection; on any failure it stays TCP. */
-static void rdma_setup(struct remote *r, struct rpeer *p, struct rconn *c, uint64_t deadline)
-{
-	struct kvp_rdma loc, rem;
-	struct kvp_hdr h;
-	uint8_t b[KVP_RDMA_BYTES];
-	char why[KVP_REASON_MAX + 1] = "";
-	int err = kvr_qp_create(&r->dev, 128, &c->qp);
-	if (err)
-		goto fail;
-	kvr_qp_local(&r->dev, &c->qp, NULL, NULL, &loc);
-	kvp_rdma_encode(b, &loc);
-	if ((err = send_req(c->fd, KVP_OP_RDMA_CONNECT, 3, b, sizeof(b), NULL, 0, 0, deadline)))
-		goto fail_conn;
-	if ((err = recv_resp(c->fd, KVP_OP_RDMA_CONNECT, 3, &h, deadline)))
-		goto fail_conn;
-	if (h.status) {
-		if ((err = recv_reason(c->fd, &h, why, sizeof(why), deadline)))
-			goto fail_conn;
-		err = h.status;
-		goto fail;
-	}
-	if (h.len != KVP_RDMA_BYTES || (err = recv_full(c->fd, b, h.len, deadline)))
-		goto fail_conn;
-	if ((err = kvp_rdma_decode(b, h.len, &rem)) || rem.rkey == 0)
-		goto fail_conn;
-	if ((err = kvr_qp_connect(&r->dev, &c->qp, &rem)))
-		goto fail;
-	c->rdma = true;
-	c->raddr = rem.addr;
-	c->rkey = rem.rkey;
-	c->max_msg = rem.max_msg < r->dev.max_msg ? rem.max_msg : r->dev.max_msg;
-	return;
-fail_conn:
-	/* The control stream is out of step: drop the connection entirely. */
-	kvr_qp_destroy(&c->qp);
-	close(c->fd);
-	c->fd = -1;
-	return;
-fail:
-	kvr_qp_destroy(&c->qp);
-	if (!atomic_exchange(&r->rdma_warned, true) && !(r->o.flags & KV_REMOTE_QUIET))
-		fprintf(stderr, "libkv: remote peer %s: RDMA not usable (%s%s%s), using TCP\n", p->label,
-			strerror(-err), why[0] ? ": " : "", why);
-}
-
 static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct rconn **out)
 {
 	pthread_mutex_lock(&p->mu);
@@ -441,7 +97,7 @@ static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct
 		rconn_free(c);   /* closed by the server (or junk): stale */
 		pthread_mutex_lock(&p->mu);
 	}
-	uint64_t now = now_ns();
+	uint64_t now = kvc_now_ns();
 	if (p->down) {
 		if (now < p->retry_at) {
 			pthread_mutex_unlock(&p->mu);
@@ -458,10 +114,10 @@ static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct
 	if (!c)
 		return -ENOMEM;
 	c->fd = -1;
-	int err = session_open(p->host, p->port, &r->o.geom, r->o.ns_root, false, r->secret,
+	int err = kvc_session_open(p->host, p->port, &r->o.geom, r->o.ns_root, false, r->secret,
 			       r->secret_len, r->name, deadline, &c->fd, &rep, why, sizeof(why));
 	if (!err && r->rdma && (rep.flags & KVP_SRV_RDMA)) {
-		rdma_setup(r, p, c, deadline);
+		kvc_rdma_setup(r, p, c, deadline);
 		if (c->fd < 0)
 			err = -EPROTO;
 	}
@@ -528,13 +184,13 @@ static int rpc_lookup(struct remote *r, int fd, const kv_hash *h, const size_t *
 		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, h[idx[k]]);
 	uint64_t id = atomic_fetch_add(&r->req_id, 1);
 	struct kvp_hdr rh;
-	int err = send_req(fd, KVP_OP_LOOKUP, id, m, mlen, NULL, 0, 0, deadline);
+	int err = kvc_send_req(fd, KVP_OP_LOOKUP, id, m, mlen, NULL, 0, 0, deadline);
 	if (!err)
-		err = recv_resp(fd, KVP_OP_LOOKUP, id, &rh, deadline);
+		err = kvc_recv_resp(fd, KVP_OP_LOOKUP, id, &rh, deadline);
 	if (!err && (rh.status || rh.len != KVP_BATCH_HDR + n))
 		err = -EPROTO;
 	if (!err)
-		err = recv_full(fd, m, rh.len, deadline);
+		err = kvc_recv_full(fd, m, rh.len, deadline);
 	if (!err && kvp_batch_decode(m, rh.len, KVP_RENT_PRESENT, 0) != (int)n)
 		err = -EPROTO;
 	for (size_t k = 0; !err && k < n; k++) {
@@ -565,7 +221,7 @@ static int put_send(struct remote *r, int fd, struct kv_tier_io *io, const size_
 			v[k + 2].iov_base = io[idx[k]].buf;
 			v[k + 2].iov_len = r->block_bytes;
 		}
-		err = send_req(fd, KVP_OP_PUT, id, m, mlen, v + 2, (unsigned)n, n * r->block_bytes, deadline);
+		err = kvc_send_req(fd, KVP_OP_PUT, id, m, mlen, v + 2, (unsigned)n, n * r->block_bytes, deadline);
 	}
 	free(m);
 	free(v);
@@ -580,11 +236,11 @@ static int put_recv(int fd, size_t n, uint64_t id, int32_t *res, uint64_t deadli
 	uint8_t *m = malloc(rlen);
 	if (!m)
 		return -ENOMEM;
-	int err = recv_resp(fd, KVP_OP_PUT, id, &rh, deadline);
+	int err = kvc_recv_resp(fd, KVP_OP_PUT, id, &rh, deadline);
 	if (!err && (rh.status || rh.len != rlen))
 		err = -EPROTO;
 	if (!err)
-		err = recv_full(fd, m, rlen, deadline);
+		err = kvc_recv_full(fd, m, rlen, deadline);
 	if (!err && kvp_batch_decode(m, rlen, KVP_RENT_RES, 0) != (int)n)
 		err = -EPROTO;
 	for (size_t k = 0; !err && k < n; k++) {
@@ -608,7 +264,7 @@ static int get_send(int fd, struct kv_tier_io *io, const size_t *idx, size_t n, 
 	kvp_batch_encode(m, (uint32_t)n);
 	for (size_t k = 0; k < n; k++)
 		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
-	int err = send_req(fd, KVP_OP_GET, id, m, mlen, NULL, 0, 0, deadline);
+	int err = kvc_send_req(fd, KVP_OP_GET, id, m, mlen, NULL, 0, 0, deadline);
 	free(m);
 	return err;
 }
@@ -622,11 +278,11 @@ static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_
 	if (!m)
 		return -ENOMEM;
 	struct kvp_hdr rh;
-	int err = recv_resp(fd, KVP_OP_GET, id, &rh, deadline);
+	int err = kvc_recv_resp(fd, KVP_OP_GET, id, &rh, deadline);
 	if (!err && (rh.status || rh.len < rlen))
 		err = -EPROTO;
 	if (!err)
-		err = recv_full(fd, m, rlen, deadline);
+		err = kvc_recv_full(fd, m, rlen, deadline);
 	if (!err && kvp_batch_decode(m, rlen, KVP_RENT_GET, 0) != (int)n)
 		err = -EPROTO;
 	size_t found = 0;
@@ -645,7 +301,7 @@ static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_
 		res[k] = x;
 		if (x)
 			continue;
-		err = recv_full(fd, b->buf, r->block_bytes, deadline);
+		err = kvc_recv_full(fd, b->buf, r->block_bytes, deadline);
 		if (err)
 			break;
 		b->csum = kvp_get64(e + 8);
@@ -656,179 +312,6 @@ static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_
 		}
 	}
 	free(m);
-	return err;
-}
-
-/* ------------------------------------------------------------------ RDMA */
-
-/* Every buffer inside the registered pool (else this batch goes over TCP). */
-static bool rdma_bufs_ok(struct remote *r, struct kv_tier_io *io, const size_t *idx, size_t n)
-{
-	for (size_t k = 0; k < n; k++) {
-		uint8_t *b = io[idx[k]].buf;
-		if (b < r->pool_base || b + r->block_bytes > r->pool_base + r->pool_len)
-			return false;
-	}
-	return true;
-}
-
-/* One request/response with a batch answer of n entries of rent bytes into out. */
-static int rpc_batch(struct remote *r, int fd, uint16_t op, const uint8_t *m, size_t mlen, size_t n,
-		     size_t rent, uint8_t *out, uint64_t deadline)
-{
-	uint64_t id = atomic_fetch_add(&r->req_id, 1);
-	struct kvp_hdr rh;
-	size_t rlen = KVP_BATCH_HDR + n * rent;
-	int err = send_req(fd, op, id, m, mlen, NULL, 0, 0, deadline);
-	if (!err)
-		err = recv_resp(fd, op, id, &rh, deadline);
-	if (!err && (rh.status || rh.len != rlen))
-		err = -EPROTO;
-	if (!err)
-		err = recv_full(fd, out, rlen, deadline);
-	if (!err && kvp_batch_decode(out, rlen, rent, 0) != (int)n)
-		err = -EPROTO;
-	for (size_t k = 0; !err && k < n; k++) {
-		int32_t x = (int32_t)kvp_get32(out + KVP_BATCH_HDR + k * rent);
-		if (x > 0 || x < -4095)
-			err = -EPROTO;
-	}
-	return err;
-}
-
-/* put = GRANT slots, RDMA WRITE into them, COMMIT. */
-static int rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,
-		    size_t n, int32_t *res, uint64_t deadline)
-{
-	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM);
-	uint8_t *a = malloc(KVP_BATCH_HDR + n * KVP_RENT_GRANT);
-	void **loc = malloc(n * sizeof(*loc));
-	uint64_t *rad = malloc(n * sizeof(*rad));
-	size_t *gk = malloc(n * sizeof(*gk));
-	int err = -ENOMEM;
-	if (!m || !a || !loc || !rad || !gk)
-		goto out;
-	kvp_batch_encode(m, (uint32_t)n);
-	for (size_t k = 0; k < n; k++) {
-		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM, io[idx[k]].h);
-		kvp_put64(m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM + 16, io[idx[k]].csum);
-	}
-	err = rpc_batch(r, c->fd, KVP_OP_GRANT, m, KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM, n,
-			KVP_RENT_GRANT, a, deadline);
-	if (err)
-		goto out;
-	size_t ng = 0;
-	for (size_t k = 0; k < n; k++) {
-		const uint8_t *e = a + KVP_BATCH_HDR + k * KVP_RENT_GRANT;
-		int32_t x = (int32_t)kvp_get32(e);
-		uint64_t off = kvp_get64(e + 8);
-		res[k] = x == -EEXIST ? 0 : x;
-		if (x)
-			continue;
-		if (off > UINT64_MAX - c->raddr - r->block_bytes) {
-			err = -EPROTO;
-			goto out;
-		}
-		loc[ng] = io[idx[k]].buf;
-		rad[ng] = c->raddr + off;
-		gk[ng++] = k;
-	}
-	if (!ng)
-		goto out;
-	err = kvr_rw(&c->qp, true, loc, kvr_mr_lkey(r->mr), rad, c->rkey, ng, r->block_bytes,
-		     c->max_msg, deadline, NULL, NULL);
-	if (err)
-		goto out;
-	atomic_fetch_add(&r->rdma_blocks, ng);
-	kvp_batch_encode(m, (uint32_t)ng);
-	for (size_t g = 0; g < ng; g++)
-		kvp_put_hash(m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[gk[g]]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_COMMIT, m, KVP_BATCH_HDR + ng * KVP_ENT_HASH, ng,
-			KVP_RENT_RES, a, deadline);
-	for (size_t g = 0; !err && g < ng; g++)
-		res[gk[g]] = (int32_t)kvp_get32(a + KVP_BATCH_HDR + g * KVP_RENT_RES);
-out:
-	free(m);
-	free(a);
-	free(loc);
-	free(rad);
-	free(gk);
-	return err;
-}
-
-struct read_verify {
-	struct remote *r;
-	struct kv_tier_io *io;
-	const size_t *idx, *gk;
-	int32_t *res;
-};
-
-static void read_verified(void *arg, size_t g)
-{
-	struct read_verify *v = arg;
-	struct kv_tier_io *b = &v->io[v->idx[v->gk[g]]];
-	if (kv_csum64(b->buf, v->r->block_bytes) != b->csum) {
-		atomic_fetch_add(&v->r->verify_failures, 1);
-		v->res[v->gk[g]] = -EBADMSG;
-	}
-}
-
-/* get = LEASE (held against eviction), RDMA READ, verify, RELEASE. */
-static int rdma_get(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,
-		    size_t n, int32_t *res, uint64_t deadline)
-{
-	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH);
-	uint8_t *a = malloc(KVP_BATCH_HDR + n * KVP_RENT_LEASE);
-	void **loc = malloc(n * sizeof(*loc));
-	uint64_t *rad = malloc(n * sizeof(*rad));
-	size_t *gk = malloc(n * sizeof(*gk));
-	int err = -ENOMEM;
-	if (!m || !a || !loc || !rad || !gk)
-		goto out;
-	kvp_batch_encode(m, (uint32_t)n);
-	for (size_t k = 0; k < n; k++)
-		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_LEASE, m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
-			KVP_RENT_LEASE, a, deadline);
-	if (err)
-		goto out;
-	size_t ng = 0;
-	for (size_t k = 0; k < n; k++) {
-		const uint8_t *e = a + KVP_BATCH_HDR + k * KVP_RENT_LEASE;
-		int32_t x = (int32_t)kvp_get32(e);
-		uint64_t off = kvp_get64(e + 16);
-		res[k] = x;
-		if (x)
-			continue;
-		if (off > UINT64_MAX - c->raddr - r->block_bytes) {
-			err = -EPROTO;
-			goto out;
-		}
-		io[idx[k]].csum = kvp_get64(e + 8);
-		loc[ng] = io[idx[k]].buf;
-		rad[ng] = c->raddr + off;
-		gk[ng++] = k;
-	}
-	if (!ng)
-		goto out;
-	/* Each block is verified as soon as its READs complete, while the rest are in flight. */
-	struct read_verify rv = { .r = r, .io = io, .idx = idx, .gk = gk, .res = res };
-	err = kvr_rw(&c->qp, false, loc, kvr_mr_lkey(r->mr), rad, c->rkey, ng, r->block_bytes,
-		     c->max_msg, deadline, read_verified, &rv);
-	if (err)
-		goto out;   /* closing the connection drops the leases */
-	atomic_fetch_add(&r->rdma_blocks, ng);
-	kvp_batch_encode(m, (uint32_t)ng);
-	for (size_t g = 0; g < ng; g++)
-		kvp_put_hash(m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[gk[g]]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_RELEASE, m, KVP_BATCH_HDR + ng * KVP_ENT_HASH, ng,
-			KVP_RENT_RES, a, deadline);
-out:
-	free(m);
-	free(a);
-	free(loc);
-	free(rad);
-	free(gk);
 	return err;
 }
 
@@ -901,14 +384,14 @@ static void job_peer(struct job *j, unsigned pi, size_t *idx, size_t cnt, uint64
 			if (!err)
 				off += m;
 		}
-	} else if (!err && conn->rdma && rdma_bufs_ok(r, j->io, idx, cnt)) {
+	} else if (!err && conn->rdma && kvc_rdma_bufs_ok(r, j->io, idx, cnt)) {
 		size_t c = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
 		if (c > 256)
 			c = 256;
 		while (!err && off < cnt) {
 			size_t m = c < cnt - off ? c : cnt - off;
-			err = j->op == OP_PUT ? rdma_put(r, conn, j->io, idx + off, m, res + off, deadline)
-					      : rdma_get(r, conn, j->io, idx + off, m, res + off, deadline);
+			err = j->op == OP_PUT ? kvc_rdma_put(r, conn, j->io, idx + off, m, res + off, deadline)
+					      : kvc_rdma_get(r, conn, j->io, idx + off, m, res + off, deadline);
 			if (!err)
 				off += m;
 		}
@@ -1006,9 +489,9 @@ static int job_run(struct job *j)
 		rank_peers(r, job_hash(j, i), j->order + i * np);
 		j->last[i] = -EHOSTDOWN;
 	}
-	uint64_t deadline = now_ns() + (uint64_t)r->timeout_ms * 1000000ull;
+	uint64_t deadline = kvc_now_ns() + (uint64_t)r->timeout_ms * 1000000ull;
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = kvc_now_ns();
 		bool usable[MAX_PEERS];
 		for (unsigned k = 0; k < np; k++)
 			usable[k] = peer_usable(&r->peer[k], now);
@@ -1337,11 +820,11 @@ int kv_remote_server_stats(const char *hostport, const char *auth_file, int time
 		return -EINVAL;
 	if (auth_file && (slen = kvp_secret_load(auth_file, secret)) < 0)
 		return slen;
-	uint64_t deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 2000) * 1000000ull;
+	uint64_t deadline = kvc_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 2000) * 1000000ull;
 	struct kvp_hello_reply rep;
 	struct kv_geometry g = { 0 };
 	kv_hash root = { 0, 0 };
-	err = session_open(host, port, &g, root, true, secret, slen, "kvctl-status", deadline, &fd,
+	err = kvc_session_open(host, port, &g, root, true, secret, slen, "kvctl-status", deadline, &fd,
 			   &rep, why, sizeof(why));
 	memset(secret, 0, sizeof(secret));
 	if (err) {
@@ -1351,13 +834,13 @@ int kv_remote_server_stats(const char *hostport, const char *auth_file, int time
 	}
 	struct kvp_hdr h;
 	uint8_t buf[KVP_BATCH_HDR + 8 * 256];
-	err = send_req(fd, KVP_OP_STATS, 3, NULL, 0, NULL, 0, 0, deadline);
+	err = kvc_send_req(fd, KVP_OP_STATS, 3, NULL, 0, NULL, 0, 0, deadline);
 	if (!err)
-		err = recv_resp(fd, KVP_OP_STATS, 3, &h, deadline);
+		err = kvc_recv_resp(fd, KVP_OP_STATS, 3, &h, deadline);
 	if (!err && (h.status || h.len < KVP_BATCH_HDR || h.len > sizeof(buf)))
 		err = h.status ? h.status : -EPROTO;
 	if (!err)
-		err = recv_full(fd, buf, h.len, deadline);
+		err = kvc_recv_full(fd, buf, h.len, deadline);
 	int n = err ? err : kvp_batch_decode(buf, h.len, 8, 0);
 	close(fd);
 	if (n < 0)
