@@ -94,63 +94,100 @@ static int rpc_batch(struct remote *r, int fd, uint16_t op, const uint8_t *m, si
 	return err;
 }
 
+/*
+ * One verbs batch of n blocks: the request and answer buffers of its first
+ * step (GRANT or LEASE), and the blocks that step let through (the granted
+ * or leased ones: io[idx[gk[g]]], local buffer loc[g], server address
+ * rad[g]) for the transfer and the closing step (COMMIT or RELEASE).
+ */
+struct rdma_batch {
+	uint8_t *m, *a;
+	void **loc;
+	uint64_t *rad;
+	size_t *gk;
+	size_t ng;
+};
+
+static void batch_free(struct rdma_batch *b)
+{
+	free(b->m);
+	free(b->a);
+	free(b->loc);
+	free(b->rad);
+	free(b->gk);
+}
+
+/* Buffers for n blocks, answers of rent bytes each. Returns 0 or -ENOMEM. */
+static int batch_alloc(struct rdma_batch *b, size_t n, size_t rent)
+{
+	*b = (struct rdma_batch){
+		.m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM),
+		.a = malloc(KVP_BATCH_HDR + n * rent),
+		.loc = malloc(n * sizeof(*b->loc)),
+		.rad = malloc(n * sizeof(*b->rad)),
+		.gk = malloc(n * sizeof(*b->gk)),
+	};
+	if (b->m && b->a && b->loc && b->rad && b->gk)
+		return 0;
+	batch_free(b);
+	return -ENOMEM;
+}
+
+/* Let block k through to the transfer, at offset off of the server's pool. */
+static int batch_take(struct remote *r, struct rconn *c, struct rdma_batch *b, void *buf,
+		      size_t k, uint64_t off)
+{
+	if (off > UINT64_MAX - c->raddr - r->block_bytes)
+		return -EPROTO;
+	b->loc[b->ng] = buf;
+	b->rad[b->ng] = c->raddr + off;
+	b->gk[b->ng++] = k;
+	return 0;
+}
+
+/* The closing step (COMMIT or RELEASE) for the blocks transferred; answers in b->a. */
+static int batch_close(struct remote *r, struct rconn *c, struct rdma_batch *b, uint16_t op,
+		       struct kv_tier_io *io, const size_t *idx, uint64_t deadline)
+{
+	kvp_batch_encode(b->m, (uint32_t)b->ng);
+	for (size_t g = 0; g < b->ng; g++)
+		kvp_put_hash(b->m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[b->gk[g]]].h);
+	return rpc_batch(r, c->fd, op, b->m, KVP_BATCH_HDR + b->ng * KVP_ENT_HASH, b->ng,
+			 KVP_RENT_RES, b->a, deadline);
+}
+
 /* put = GRANT slots, RDMA WRITE into them, COMMIT. */
 int kvc_rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,
-		    size_t n, int32_t *res, uint64_t deadline)
+		 size_t n, int32_t *res, uint64_t deadline)
 {
-	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM);
-	uint8_t *a = malloc(KVP_BATCH_HDR + n * KVP_RENT_GRANT);
-	void **loc = malloc(n * sizeof(*loc));
-	uint64_t *rad = malloc(n * sizeof(*rad));
-	size_t *gk = malloc(n * sizeof(*gk));
-	int err = -ENOMEM;
-	if (!m || !a || !loc || !rad || !gk)
-		goto out;
-	kvp_batch_encode(m, (uint32_t)n);
-	for (size_t k = 0; k < n; k++) {
-		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM, io[idx[k]].h);
-		kvp_put64(m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM + 16, io[idx[k]].csum);
-	}
-	err = rpc_batch(r, c->fd, KVP_OP_GRANT, m, KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM, n,
-			KVP_RENT_GRANT, a, deadline);
+	struct rdma_batch b;
+	int err = batch_alloc(&b, n, KVP_RENT_GRANT);
 	if (err)
-		goto out;
-	size_t ng = 0;
+		return err;
+	kvp_batch_encode(b.m, (uint32_t)n);
 	for (size_t k = 0; k < n; k++) {
-		const uint8_t *e = a + KVP_BATCH_HDR + k * KVP_RENT_GRANT;
+		kvp_put_hash(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM, io[idx[k]].h);
+		kvp_put64(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM + 16, io[idx[k]].csum);
+	}
+	err = rpc_batch(r, c->fd, KVP_OP_GRANT, b.m, KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM, n,
+			KVP_RENT_GRANT, b.a, deadline);
+	for (size_t k = 0; !err && k < n; k++) {
+		const uint8_t *e = b.a + KVP_BATCH_HDR + k * KVP_RENT_GRANT;
 		int32_t x = (int32_t)kvp_get32(e);
-		uint64_t off = kvp_get64(e + 8);
 		res[k] = x == -EEXIST ? 0 : x;
-		if (x)
-			continue;
-		if (off > UINT64_MAX - c->raddr - r->block_bytes) {
-			err = -EPROTO;
-			goto out;
-		}
-		loc[ng] = io[idx[k]].buf;
-		rad[ng] = c->raddr + off;
-		gk[ng++] = k;
+		if (x == 0)
+			err = batch_take(r, c, &b, io[idx[k]].buf, k, kvp_get64(e + 8));
 	}
-	if (!ng)
-		goto out;
-	err = kvr_rw(&c->qp, true, loc, kvr_mr_lkey(r->mr), rad, c->rkey, ng, r->block_bytes,
-		     c->max_msg, deadline, NULL, NULL);
-	if (err)
-		goto out;
-	atomic_fetch_add(&r->rdma_blocks, ng);
-	kvp_batch_encode(m, (uint32_t)ng);
-	for (size_t g = 0; g < ng; g++)
-		kvp_put_hash(m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[gk[g]]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_COMMIT, m, KVP_BATCH_HDR + ng * KVP_ENT_HASH, ng,
-			KVP_RENT_RES, a, deadline);
-	for (size_t g = 0; !err && g < ng; g++)
-		res[gk[g]] = (int32_t)kvp_get32(a + KVP_BATCH_HDR + g * KVP_RENT_RES);
-out:
-	free(m);
-	free(a);
-	free(loc);
-	free(rad);
-	free(gk);
+	if (!err && b.ng)
+		err = kvr_rw(&c->qp, true, b.loc, kvr_mr_lkey(r->mr), b.rad, c->rkey, b.ng,
+			     r->block_bytes, c->max_msg, deadline, NULL, NULL);
+	if (!err && b.ng) {
+		atomic_fetch_add(&r->rdma_blocks, b.ng);
+		err = batch_close(r, c, &b, KVP_OP_COMMIT, io, idx, deadline);
+		for (size_t g = 0; !err && g < b.ng; g++)
+			res[b.gk[g]] = (int32_t)kvp_get32(b.a + KVP_BATCH_HDR + g * KVP_RENT_RES);
+	}
+	batch_free(&b);
 	return err;
 }
 
@@ -173,59 +210,35 @@ static void read_verified(void *arg, size_t g)
 
 /* get = LEASE (held against eviction), RDMA READ, verify, RELEASE. */
 int kvc_rdma_get(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,
-		    size_t n, int32_t *res, uint64_t deadline)
+		 size_t n, int32_t *res, uint64_t deadline)
 {
-	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH);
-	uint8_t *a = malloc(KVP_BATCH_HDR + n * KVP_RENT_LEASE);
-	void **loc = malloc(n * sizeof(*loc));
-	uint64_t *rad = malloc(n * sizeof(*rad));
-	size_t *gk = malloc(n * sizeof(*gk));
-	int err = -ENOMEM;
-	if (!m || !a || !loc || !rad || !gk)
-		goto out;
-	kvp_batch_encode(m, (uint32_t)n);
+	struct rdma_batch b;
+	int err = batch_alloc(&b, n, KVP_RENT_LEASE);
+	if (err)
+		return err;
+	kvp_batch_encode(b.m, (uint32_t)n);
 	for (size_t k = 0; k < n; k++)
-		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_LEASE, m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
-			KVP_RENT_LEASE, a, deadline);
-	if (err)
-		goto out;
-	size_t ng = 0;
-	for (size_t k = 0; k < n; k++) {
-		const uint8_t *e = a + KVP_BATCH_HDR + k * KVP_RENT_LEASE;
-		int32_t x = (int32_t)kvp_get32(e);
-		uint64_t off = kvp_get64(e + 16);
-		res[k] = x;
-		if (x)
+		kvp_put_hash(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
+	err = rpc_batch(r, c->fd, KVP_OP_LEASE, b.m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
+			KVP_RENT_LEASE, b.a, deadline);
+	for (size_t k = 0; !err && k < n; k++) {
+		const uint8_t *e = b.a + KVP_BATCH_HDR + k * KVP_RENT_LEASE;
+		res[k] = (int32_t)kvp_get32(e);
+		if (res[k])
 			continue;
-		if (off > UINT64_MAX - c->raddr - r->block_bytes) {
-			err = -EPROTO;
-			goto out;
-		}
 		io[idx[k]].csum = kvp_get64(e + 8);
-		loc[ng] = io[idx[k]].buf;
-		rad[ng] = c->raddr + off;
-		gk[ng++] = k;
+		err = batch_take(r, c, &b, io[idx[k]].buf, k, kvp_get64(e + 16));
 	}
-	if (!ng)
-		goto out;
 	/* Each block is verified as soon as its READs complete, while the rest are in flight. */
-	struct read_verify rv = { .r = r, .io = io, .idx = idx, .gk = gk, .res = res };
-	err = kvr_rw(&c->qp, false, loc, kvr_mr_lkey(r->mr), rad, c->rkey, ng, r->block_bytes,
-		     c->max_msg, deadline, read_verified, &rv);
-	if (err)
-		goto out;   /* closing the connection drops the leases */
-	atomic_fetch_add(&r->rdma_blocks, ng);
-	kvp_batch_encode(m, (uint32_t)ng);
-	for (size_t g = 0; g < ng; g++)
-		kvp_put_hash(m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[gk[g]]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_RELEASE, m, KVP_BATCH_HDR + ng * KVP_ENT_HASH, ng,
-			KVP_RENT_RES, a, deadline);
-out:
-	free(m);
-	free(a);
-	free(loc);
-	free(rad);
-	free(gk);
+	struct read_verify rv = { .r = r, .io = io, .idx = idx, .gk = b.gk, .res = res };
+	if (!err && b.ng)
+		err = kvr_rw(&c->qp, false, b.loc, kvr_mr_lkey(r->mr), b.rad, c->rkey, b.ng,
+			     r->block_bytes, c->max_msg, deadline, read_verified, &rv);
+	/* On an error the connection is closed, which drops the leases. */
+	if (!err && b.ng) {
+		atomic_fetch_add(&r->rdma_blocks, b.ng);
+		err = batch_close(r, c, &b, KVP_OP_RELEASE, io, idx, deadline);
+	}
+	batch_free(&b);
 	return err;
 }
