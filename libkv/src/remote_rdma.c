@@ -236,7 +236,7 @@ void kvr_qp_destroy(struct kvr_qp *q)
 	if (q->qp)
 		ibv_destroy_qp(q->qp);
 	if (q->cq) {
-		/* Every event taken in cq_sleep was acked there. */
+		/* Every event taken in cq_wait was acked there. */
 		ibv_destroy_cq(q->cq);
 	}
 	if (q->ch)
@@ -253,25 +253,11 @@ void kvr_qp_destroy(struct kvr_qp *q)
 #define KVR_SPINS 32
 
 /*
- * Sleep until the CQ has (or may have) a completion, or the deadline. Arms
- * the notification, then polls once more: a completion that arrived before
- * the arm raises no event (verbs' usual race). Returns 0 (poll the CQ
- * again), -ETIMEDOUT, or -EIO.
+ * Sleep on the completion channel until the armed CQ raises an event or the
+ * deadline passes. Returns 0 (poll the CQ again), -ETIMEDOUT or -errno.
  */
-static int cq_sleep(struct kvr_qp *q, uint64_t deadline)
+static int cq_wait(struct kvr_qp *q, uint64_t deadline)
 {
-	struct ibv_wc wc;
-	if (ibv_req_notify_cq(q->cq, 0))
-		return -EIO;
-	/* ibv_poll_cq with 0 entries only peeks on some providers: ask for one, keep it. */
-	int got = ibv_poll_cq(q->cq, 1, &wc);
-	if (got < 0)
-		return -EIO;
-	if (got > 0) {
-		q->stash = wc;
-		q->stashed = true;
-		return 0;
-	}
 	for (;;) {
 		uint64_t now = now_ns();
 		if (now >= deadline)
@@ -302,6 +288,7 @@ int kvr_rw(struct kvr_qp *q, bool write, void *const *local, uint32_t lkey,
 	size_t per = (len + piece - 1) / piece;   /* work requests per block */
 	size_t total = n * per, posted = 0, ndone = 0;
 	unsigned outstanding = 0, spins = 0;
+	bool armed = false;
 	struct ibv_wc wc[16];
 
 	while (ndone < total) {
@@ -329,15 +316,9 @@ int kvr_rw(struct kvr_qp *q, bool write, void *const *local, uint32_t lkey,
 			posted++;
 			outstanding++;
 		}
-		int got = 0;
-		if (q->stashed) {   /* the completion cq_sleep took while arming */
-			wc[got++] = q->stash;
-			q->stashed = false;
-		}
-		int more = ibv_poll_cq(q->cq, 16 - got, wc + got);
-		if (more < 0)
+		int got = ibv_poll_cq(q->cq, 16, wc);
+		if (got < 0)
 			return -EIO;
-		got += more;
 		for (int i = 0; i < got; i++) {
 			if (wc[i].status != IBV_WC_SUCCESS)
 				return -EIO;
@@ -348,16 +329,28 @@ int kvr_rw(struct kvr_qp *q, bool write, void *const *local, uint32_t lkey,
 		outstanding -= (unsigned)got;
 		if (got > 0) {
 			spins = 0;
+			armed = false;
 			continue;
 		}
 		if (now_ns() >= deadline)
 			return -ETIMEDOUT;
-		if (++spins > KVR_SPINS) {
-			int err = cq_sleep(q, deadline);
-			if (err)
-				return err;
-			spins = 0;
+		if (++spins <= KVR_SPINS)
+			continue;
+		if (!armed) {
+			/*
+			 * Arm, then poll once more before sleeping: a completion
+			 * that landed before the arm raises no event.
+			 */
+			if (ibv_req_notify_cq(q->cq, 0))
+				return -EIO;
+			armed = true;
+			continue;
 		}
+		int err = cq_wait(q, deadline);
+		if (err)
+			return err;
+		spins = 0;
+		armed = false;
 	}
 	return 0;
 }

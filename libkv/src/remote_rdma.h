@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <infiniband/verbs.h>
-
 #include "proto.h"
 
 struct ibv_context;
@@ -42,8 +40,6 @@ struct kvr_qp {
 	struct ibv_qp *qp;
 	uint32_t psn;
 	unsigned max_wr;
-	bool stashed;            /* stash holds a completion taken while arming the CQ */
-	struct ibv_wc stash;
 };
 
 /*
