@@ -183,16 +183,10 @@ static int rpc_lookup(struct remote *r, int fd, const kv_hash *h, const size_t *
 	for (size_t k = 0; k < n; k++)
 		kvp_put_hash(m + KVP_BATCH_HDR + k * KVP_ENT_HASH, h[idx[k]]);
 	uint64_t id = atomic_fetch_add(&r->req_id, 1);
-	struct kvp_hdr rh;
 	int err = kvc_send_req(fd, KVP_OP_LOOKUP, id, m, mlen, NULL, 0, 0, deadline);
 	if (!err)
-		err = kvc_recv_resp(fd, KVP_OP_LOOKUP, id, &rh, deadline);
-	if (!err && (rh.status || rh.len != KVP_BATCH_HDR + n))
-		err = -EPROTO;
-	if (!err)
-		err = kvc_recv_full(fd, m, rh.len, deadline);
-	if (!err && kvp_batch_decode(m, rh.len, KVP_RENT_PRESENT, 0) != (int)n)
-		err = -EPROTO;
+		err = kvc_recv_batch(fd, KVP_OP_LOOKUP, id, n, KVP_RENT_PRESENT, false, m, NULL,
+				     deadline);
 	for (size_t k = 0; !err && k < n; k++) {
 		uint8_t v = m[KVP_BATCH_HDR + k];
 		if (v > 1)
@@ -231,25 +225,12 @@ static int put_send(struct remote *r, int fd, struct kv_tier_io *io, const size_
 /* PUT answer: res per block. */
 static int put_recv(int fd, size_t n, uint64_t id, int32_t *res, uint64_t deadline)
 {
-	struct kvp_hdr rh;
-	size_t rlen = KVP_BATCH_HDR + n * KVP_RENT_RES;
-	uint8_t *m = malloc(rlen);
+	uint8_t *m = malloc(KVP_BATCH_HDR + n * KVP_RENT_RES);
 	if (!m)
 		return -ENOMEM;
-	int err = kvc_recv_resp(fd, KVP_OP_PUT, id, &rh, deadline);
-	if (!err && (rh.status || rh.len != rlen))
-		err = -EPROTO;
-	if (!err)
-		err = kvc_recv_full(fd, m, rlen, deadline);
-	if (!err && kvp_batch_decode(m, rlen, KVP_RENT_RES, 0) != (int)n)
-		err = -EPROTO;
-	for (size_t k = 0; !err && k < n; k++) {
-		int32_t x = (int32_t)kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_RES);
-		if (x > 0 || x < -4095)
-			err = -EPROTO;
-		else
-			res[k] = x;
-	}
+	int err = kvc_recv_batch(fd, KVP_OP_PUT, id, n, KVP_RENT_RES, true, m, NULL, deadline);
+	for (size_t k = 0; !err && k < n; k++)
+		res[k] = (int32_t)kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_RES);
 	free(m);
 	return err;
 }
@@ -277,22 +258,11 @@ static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_
 	uint8_t *m = malloc(rlen);
 	if (!m)
 		return -ENOMEM;
-	struct kvp_hdr rh;
-	int err = kvc_recv_resp(fd, KVP_OP_GET, id, &rh, deadline);
-	if (!err && (rh.status || rh.len < rlen))
-		err = -EPROTO;
-	if (!err)
-		err = kvc_recv_full(fd, m, rlen, deadline);
-	if (!err && kvp_batch_decode(m, rlen, KVP_RENT_GET, 0) != (int)n)
-		err = -EPROTO;
-	size_t found = 0;
-	for (size_t k = 0; !err && k < n; k++) {
-		int32_t x = (int32_t)kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_GET);
-		if (x > 0 || x < -4095)
-			err = -EPROTO;
-		found += x == 0;
-	}
-	if (!err && rh.len - rlen != found * r->block_bytes)
+	size_t dlen = 0, found = 0;
+	int err = kvc_recv_batch(fd, KVP_OP_GET, id, n, KVP_RENT_GET, true, m, &dlen, deadline);
+	for (size_t k = 0; !err && k < n; k++)
+		found += kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_GET) == 0;
+	if (!err && dlen != found * r->block_bytes)
 		err = -EPROTO;
 	for (size_t k = 0; !err && k < n; k++) {
 		const uint8_t *e = m + KVP_BATCH_HDR + k * KVP_RENT_GET;

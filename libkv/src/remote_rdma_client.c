@@ -75,22 +75,9 @@ static int rpc_batch(struct remote *r, int fd, uint16_t op, const uint8_t *m, si
 		     size_t rent, uint8_t *out, uint64_t deadline)
 {
 	uint64_t id = atomic_fetch_add(&r->req_id, 1);
-	struct kvp_hdr rh;
-	size_t rlen = KVP_BATCH_HDR + n * rent;
 	int err = kvc_send_req(fd, op, id, m, mlen, NULL, 0, 0, deadline);
 	if (!err)
-		err = kvc_recv_resp(fd, op, id, &rh, deadline);
-	if (!err && (rh.status || rh.len != rlen))
-		err = -EPROTO;
-	if (!err)
-		err = kvc_recv_full(fd, out, rlen, deadline);
-	if (!err && kvp_batch_decode(out, rlen, rent, 0) != (int)n)
-		err = -EPROTO;
-	for (size_t k = 0; !err && k < n; k++) {
-		int32_t x = (int32_t)kvp_get32(out + KVP_BATCH_HDR + k * rent);
-		if (x > 0 || x < -4095)
-			err = -EPROTO;
-	}
+		err = kvc_recv_batch(fd, op, id, n, rent, true, out, NULL, deadline);
 	return err;
 }
 

@@ -118,6 +118,30 @@ int kvc_recv_resp(int fd, uint16_t op, uint64_t id, struct kvp_hdr *h, uint64_t 
 	return 0;
 }
 
+int kvc_recv_batch(int fd, uint16_t op, uint64_t id, size_t n, size_t rent, bool check_res,
+		   uint8_t *out, size_t *data_len, uint64_t deadline)
+{
+	struct kvp_hdr h;
+	size_t blen = KVP_BATCH_HDR + n * rent;
+	int err = kvc_recv_resp(fd, op, id, &h, deadline);
+	if (err)
+		return err;
+	if (h.status || (data_len ? h.len < blen : h.len != blen))
+		return -EPROTO;
+	if ((err = kvc_recv_full(fd, out, blen, deadline)))
+		return err;
+	if (kvp_batch_decode(out, blen, rent, 0) != (int)n)
+		return -EPROTO;
+	for (size_t k = 0; check_res && k < n; k++) {
+		int32_t x = (int32_t)kvp_get32(out + KVP_BATCH_HDR + k * rent);
+		if (x > 0 || x < -4095)
+			return -EPROTO;
+	}
+	if (data_len)
+		*data_len = h.len - blen;
+	return 0;
+}
+
 int kvc_recv_reason(int fd, const struct kvp_hdr *h, char *why, size_t wlen, uint64_t deadline)
 {
 	if (h->len > KVP_REASON_MAX)

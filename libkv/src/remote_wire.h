@@ -49,6 +49,18 @@ int kvc_send_req(int fd, uint16_t op, uint64_t id, const void *meta, size_t mlen
 /* Read a response header for (op, id). Returns 0 and fills h, -EPROTO, or -errno. */
 int kvc_recv_resp(int fd, uint16_t op, uint64_t id, struct kvp_hdr *h, uint64_t deadline);
 
+/*
+ * Receive the answer to (op, id) whose body starts with a batch of n
+ * entries of rent bytes, into out (KVP_BATCH_HDR + n * rent bytes). With
+ * check_res, each entry starts with a 32-bit result that must be 0 or a
+ * negative errno. With data_len NULL the body must be exactly the batch;
+ * otherwise block bytes may follow, and *data_len gets their count (still
+ * unread). Returns 0, -EPROTO (an error status or anything malformed), or
+ * -errno.
+ */
+int kvc_recv_batch(int fd, uint16_t op, uint64_t id, size_t n, size_t rent, bool check_res,
+		   uint8_t *out, size_t *data_len, uint64_t deadline);
+
 /* An error response: read its reason text (bounded, made printable) into why. */
 int kvc_recv_reason(int fd, const struct kvp_hdr *h, char *why, size_t wlen, uint64_t deadline);
 
