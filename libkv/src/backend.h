@@ -32,11 +32,13 @@ struct kv_backend {
 	int (*pack)(void *ctx, void *fence, const uint32_t *blocks, void *const *dst,
 		    size_t n);
 	/*
-	 * Optional (NULL when absent): pack() that also writes each block's
-	 * checksum (checksum.h) to csum[i], computed while the bytes are hot.
+	 * Optional (NULL when absent): pack() that also writes block i's check
+	 * values (check.h: one per layer, under name h[i]) to check[i][0..layers),
+	 * computed while the bytes are hot.
 	 */
-	int (*pack_csum)(void *ctx, void *fence, const uint32_t *blocks,
-			 void *const *dst, uint64_t *csum, size_t n);
+	int (*pack_check)(void *ctx, void *fence, const uint32_t *blocks,
+			  void *const *dst, const kv_hash *h, uint64_t *const *check,
+			  size_t n);
 	/* Unpack src[i] into engine blocks[i]; done on return. 0 or -errno. */
 	int (*unpack)(void *ctx, void *const *src, const uint32_t *blocks, size_t n);
 	void (*destroy)(void *ctx);

@@ -9,10 +9,11 @@
 #include <string.h>
 
 #include "backend.h"
-#include "checksum.h"
+#include "check.h"
 
 struct cpu_ctx {
 	struct kv_pack_layout pl;
+	struct kv_check_shape shape;
 };
 
 static int cpu_fence(void *ctx, void **fence)
@@ -35,9 +36,9 @@ static int cpu_pack(void *ctx, void *fence, const uint32_t *blocks,
 	return 0;
 }
 
-/* Checksum each plane right after packing it, while it is in L1/L2. */
-static int cpu_pack_csum(void *ctx, void *fence, const uint32_t *blocks,
-			 void *const *dst, uint64_t *csum, size_t n)
+/* Hash each plane into its layer's check value right after packing it, while it is in L1/L2. */
+static int cpu_pack_check(void *ctx, void *fence, const uint32_t *blocks,
+			  void *const *dst, const kv_hash *h, uint64_t *const *check, size_t n)
 {
 	struct cpu_ctx *c = ctx;
 	struct kv_csum st;
@@ -45,13 +46,14 @@ static int cpu_pack_csum(void *ctx, void *fence, const uint32_t *blocks,
 	for (size_t i = 0; i < n; i++) {
 		unsigned char *out = dst[i];
 
-		kv_csum_reset(&st);
-		for (uint32_t l = 0; l < c->pl.layers; l++)
+		for (uint32_t l = 0; l < c->pl.layers; l++) {
+			kv_check_begin(&st, &c->shape, h[i], l);
 			for (uint32_t p = 0; p < c->pl.planes; p++, out += c->pl.plane_bytes) {
 				kv_pack_cpu_plane(&c->pl, blocks[i], l, p, out);
 				kv_csum_update(&st, out, c->pl.plane_bytes);
 			}
-		csum[i] = kv_csum_digest(&st);
+			check[i][l] = kv_csum_digest(&st);
+		}
 	}
 	return 0;
 }
@@ -77,13 +79,14 @@ int kv_backend_cpu_create(const struct kv_pack_layout *pl, struct kv_backend *be
 	if (!c)
 		return -ENOMEM;
 	c->pl = *pl;
+	c->shape = (struct kv_check_shape){ pl->layers, pl->planes * pl->plane_bytes };
 	*be = (struct kv_backend){
 		.name = "cpu",
 		.ctx = c,
 		.fence = cpu_fence,
 		.fence_drop = cpu_fence_drop,
 		.pack = cpu_pack,
-		.pack_csum = cpu_pack_csum,
+		.pack_check = cpu_pack_check,
 		.unpack = cpu_unpack,
 		.destroy = cpu_destroy,
 	};

@@ -30,12 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checksum.h"
+#include "check.h"
 #include "disk.h"
 
-_Static_assert(sizeof(struct kv_disk_header) == 64, "disk header is 64 bytes");
+_Static_assert(sizeof(struct kv_disk_header) == 64, "fixed part of a slot header is 64 bytes");
 _Static_assert(sizeof(struct kv_disk_super) <= KV_DISK_SB_BYTES, "superblock fits");
-_Static_assert(offsetof(struct kv_disk_super, csum) == 128, "format version 1 layout");
+_Static_assert(offsetof(struct kv_disk_super, csum) == 128, "superblock layout");
 
 #define DISK_DEF_QD 32
 #define DISK_MAX_QD 4096
@@ -43,7 +43,6 @@ _Static_assert(offsetof(struct kv_disk_super, csum) == 128, "format version 1 la
 #define DISK_THREADS 4
 #define REG_CHUNK (1ull << 30) /* io_uring: one registered buffer is at most 1 GiB */
 #define NONE32 UINT32_MAX
-#define KV_CHUNK_MAX_PAGES 64
 
 enum { S_FREE = 0, S_WRITING, S_VALID };
 
@@ -88,7 +87,8 @@ struct disk {
 	int lock_fd;            /* flock'd: one user per file (io_uring rings hold fd's file) */
 	bool direct, uring, fixed, quiet;
 	uint32_t qd, batch;
-	size_t block_bytes, slot_bytes;
+	size_t block_bytes, slot_bytes, hdr_bytes;
+	struct kv_check_shape shape;
 	uint64_t nslots, table_off, data_off, instance;
 
 	/* Registered pool (fixed buffers). */
@@ -104,7 +104,7 @@ struct disk {
 	struct kv_tier_stats st;
 
 	pthread_mutex_t hdr_mu;
-	struct kv_disk_header *table;   /* nslots headers, 4 KiB aligned image */
+	unsigned char *table;   /* nslots headers of hdr_bytes, 4 KiB aligned image */
 	size_t table_bytes;
 
 	/* io_uring engine: one ring per concurrent caller. */
@@ -141,29 +141,53 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 	return (v + a - 1) / a * a;
 }
 
-int kv_disk_layout(size_t disk_bytes, size_t block_bytes, uint64_t *nslots,
-		   uint64_t *data_off, uint64_t *slot_bytes)
+static uint64_t layout_data_off(uint64_t n, uint64_t hb)
+{
+	return round_up(KV_DISK_SB_BYTES + n * hb, KV_DISK_DATA_ALIGN);
+}
+
+int kv_disk_layout(size_t disk_bytes, size_t block_bytes, size_t header_bytes,
+		   uint64_t *nslots, uint64_t *data_off, uint64_t *slot_bytes)
 {
 	uint64_t sb = round_up(block_bytes, KV_DISK_ALIGN), n;
 
-	if (!block_bytes || disk_bytes < KV_DISK_DATA_ALIGN)
+	if (!block_bytes || !header_bytes || disk_bytes < KV_DISK_SB_BYTES)
 		return -EINVAL;
-	n = (disk_bytes - KV_DISK_DATA_ALIGN) / (sb + sizeof(struct kv_disk_header));
-	while (n && round_up(KV_DISK_SB_BYTES + n * sizeof(struct kv_disk_header),
-			     KV_DISK_DATA_ALIGN) + n * sb > disk_bytes)
+	/*
+	 * data_off(n) >= 4096 + n * header_bytes, so no count above this one
+	 * fits; the fit only gets easier as n falls, and the rounding of
+	 * data_off costs less than 1 MiB, so the walk down is short.
+	 */
+	n = (disk_bytes - KV_DISK_SB_BYTES) / (sb + header_bytes);
+	while (n && layout_data_off(n, header_bytes) + n * sb > disk_bytes)
 		n--;
 	if (!n || n >= NONE32)
 		return -EINVAL;
 	*nslots = n;
 	*slot_bytes = sb;
-	*data_off = round_up(KV_DISK_SB_BYTES + n * sizeof(struct kv_disk_header),
-			     KV_DISK_DATA_ALIGN);
+	*data_off = layout_data_off(n, header_bytes);
 	return 0;
 }
 
-static uint64_t hdr_csum(const struct kv_disk_header *h)
+static struct kv_disk_header *hdr(const struct disk *d, uint32_t s)
 {
-	return kv_csum64(h, offsetof(struct kv_disk_header, hcsum));
+	return (struct kv_disk_header *)(d->table + (size_t)s * d->hdr_bytes);
+}
+
+static uint64_t *hdr_checks(struct kv_disk_header *h)
+{
+	return (uint64_t *)(h + 1);
+}
+
+/* Over every byte of the header but hcsum itself: the fixed part, check values, padding. */
+static uint64_t hdr_csum(const struct disk *d, const struct kv_disk_header *h)
+{
+	struct kv_csum c;
+
+	kv_csum_reset(&c);
+	kv_csum_update(&c, h, offsetof(struct kv_disk_header, hcsum));
+	kv_csum_update(&c, h + 1, d->hdr_bytes - sizeof(*h));
+	return kv_csum_digest(&c);
 }
 
 static uint64_t sb_csum(const struct kv_disk_super *s)
@@ -180,7 +204,7 @@ static uint64_t hbucket(const struct disk *d, kv_hash h)
 
 static kv_hash slot_hash(const struct disk *d, uint32_t s)
 {
-	kv_hash h = { d->table[s].h_lo, d->table[s].h_hi };
+	kv_hash h = { hdr(d, s)->h_lo, hdr(d, s)->h_hi };
 
 	return h;
 }
@@ -541,54 +565,59 @@ static int run_ios(struct disk *d, struct dio *ios, size_t n, done_fn fn, void *
 
 /* ------------------------------------------------------------------ tier ops */
 
-static int cmp_u64(const void *a, const void *b)
+struct page_run {
+	uint64_t first, last;
+};
+
+static int cmp_run(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct page_run *)a)->first, y = ((const struct page_run *)b)->first;
 
 	return x < y ? -1 : x > y;
 }
 
 /*
- * Write the header-table pages holding slots[0..n): caller holds d->hdr_mu.
- * Adjacent pages go in one I/O. Returns 0 or the first error.
+ * Write the header-table pages holding the headers of slots[0..n): caller
+ * holds d->hdr_mu. A header may straddle pages; overlapping and adjacent
+ * pages go in one I/O. Returns 0 or the first error.
  */
 static int write_header_pages(struct disk *d, const uint32_t *slots, size_t n)
 {
-	const size_t per = KV_DISK_ALIGN / sizeof(struct kv_disk_header);
-	uint64_t pages[KV_CHUNK_MAX_PAGES];
-	struct dio ios[KV_CHUNK_MAX_PAGES];
-	size_t np = 0, nio = 0;
+	struct page_run *run = malloc(n * sizeof(*run));
+	struct dio *ios = calloc(n, sizeof(*ios));
+	size_t nio = 0;
 	int err = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		uint64_t p = slots[i] / per;
-
-		if (np && pages[np - 1] == p)
-			continue;
-		if (np == KV_CHUNK_MAX_PAGES) {
-			err = write_header_pages(d, slots + i, n - i);
-			break;
-		}
-		pages[np++] = p;
+	if (!run || !ios) {
+		free(run);
+		free(ios);
+		return -ENOMEM;
 	}
-	qsort(pages, np, sizeof(*pages), cmp_u64);
-	for (size_t i = 0; i < np;) {
-		size_t j = i + 1;
+	for (size_t i = 0; i < n; i++) {
+		run[i].first = (uint64_t)slots[i] * d->hdr_bytes / KV_DISK_ALIGN;
+		run[i].last = (((uint64_t)slots[i] + 1) * d->hdr_bytes - 1) / KV_DISK_ALIGN;
+	}
+	qsort(run, n, sizeof(*run), cmp_run);
+	for (size_t i = 0; i < n;) {
+		struct page_run r = run[i++];
 
-		while (j < np && pages[j] <= pages[j - 1] + 1)
-			j++;
-		memset(&ios[nio], 0, sizeof(ios[nio]));
-		ios[nio].buf = (char *)d->table + pages[i] * KV_DISK_ALIGN;
-		ios[nio].off = d->table_off + pages[i] * KV_DISK_ALIGN;
-		ios[nio].len = (uint32_t)((pages[j - 1] - pages[i] + 1) * KV_DISK_ALIGN);
+		while (i < n && run[i].first <= r.last + 1) {
+			if (run[i].last > r.last)
+				r.last = run[i].last;
+			i++;
+		}
+		ios[nio].buf = d->table + r.first * KV_DISK_ALIGN;
+		ios[nio].off = d->table_off + r.first * KV_DISK_ALIGN;
+		ios[nio].len = (uint32_t)((r.last - r.first + 1) * KV_DISK_ALIGN);
 		ios[nio].write = true;
 		nio++;
-		i = j;
 	}
 	run_ios(d, ios, nio, NULL, NULL);
 	for (size_t i = 0; i < nio; i++)
 		if (ios[i].res && !err)
 			err = ios[i].res;
+	free(run);
+	free(ios);
 	return err;
 }
 
@@ -639,18 +668,20 @@ static int disk_write(void *ctx, struct kv_tier_io *io, size_t n)
 	for (size_t k = 0; k < nio; k++) {
 		size_t i = ios[k].idx;
 		uint32_t s = slot[i];
-		struct kv_disk_header *h = &d->table[s];
+		struct kv_disk_header *h = hdr(d, s);
 
-		memset(h, 0, sizeof(*h));
+		memset(h, 0, d->hdr_bytes);
 		if (!ios[k].res) {
 			h->h_lo = io[i].h.lo;
 			h->h_hi = io[i].h.hi;
-			h->csum = io[i].csum;
 			h->gen = __atomic_add_fetch(&d->gen, 1, __ATOMIC_RELAXED);
 			h->instance = d->instance;
 			h->slot = s;
 			h->magic = KV_DISK_HDR_MAGIC;
-			h->hcsum = hdr_csum(h);
+			h->nchecks = d->shape.layers;
+			/* The writer's values, made at pack time: never recomputed here. */
+			memcpy(hdr_checks(h), io[i].check, d->shape.layers * sizeof(uint64_t));
+			h->hcsum = hdr_csum(d, h);
 		}
 		wslots[nw++] = s;
 	}
@@ -686,15 +717,21 @@ static int disk_write(void *ctx, struct kv_tier_io *io, size_t n)
 
 struct read_arg {
 	struct kv_tier_io *io;
-	const uint64_t *csum;
+	const uint32_t *slot;
 };
 
-/* Verify each block as it lands, while the rest of the batch is in flight. */
+/*
+ * Verify each block as it lands, while the rest of the batch is in flight:
+ * against the name asked for, so a slot whose header and bytes disagree
+ * (a torn rewrite, a stale map) is a miss. The slot has readers, so its
+ * header in the image cannot change meanwhile.
+ */
 static void read_done(struct disk *d, struct dio *x, void *arg)
 {
 	struct read_arg *a = arg;
 
-	if (!x->res && kv_csum64(x->buf, d->block_bytes) != a->csum[x->idx])
+	if (!x->res && kv_check_verify(&d->shape, a->io[x->idx].h, x->buf,
+				       hdr_checks(hdr(d, a->slot[x->idx])), NULL))
 		x->res = -EBADMSG;
 }
 
@@ -702,15 +739,13 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 {
 	struct disk *d = ctx;
 	struct dio *ios = calloc(n ? n : 1, sizeof(*ios));
-	uint64_t *csum = calloc(n ? n : 1, sizeof(*csum));
 	uint32_t *slot = calloc(n ? n : 1, sizeof(*slot));
-	struct read_arg a = { io, csum };
+	struct read_arg a = { io, slot };
 	size_t nio = 0;
 	int got = 0;
 
-	if (!ios || !csum || !slot) {
+	if (!ios || !slot) {
 		free(ios);
-		free(csum);
 		free(slot);
 		for (size_t i = 0; i < n; i++)
 			io[i].res = -ENOMEM;
@@ -728,7 +763,6 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 		}
 		d->slots[s].readers++;
 		d->slots[s].ref = 1;
-		csum[i] = d->table[s].csum;
 		ios[nio].buf = io[i].buf;
 		ios[nio].off = d->data_off + (uint64_t)s * d->slot_bytes;
 		ios[nio].len = (uint32_t)d->slot_bytes;
@@ -745,9 +779,10 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 		size_t i = ios[k].idx;
 		uint32_t s = slot[i];
 
-		d->slots[s].readers--;
 		io[i].res = ios[k].res;
-		io[i].csum = csum[i];
+		if (!ios[k].res)
+			memcpy(io[i].check, hdr_checks(hdr(d, s)), d->shape.layers * sizeof(uint64_t));
+		d->slots[s].readers--;
 		if (!ios[k].res) {
 			d->st.hits++;
 			d->st.bytes_out += d->block_bytes;
@@ -764,7 +799,6 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 	}
 	pthread_mutex_unlock(&d->mu);
 	free(ios);
-	free(csum);
 	free(slot);
 	return got;
 }
@@ -913,7 +947,7 @@ static int do_format(struct disk *d, struct kv_disk_super *sb, bool blockdev,
 	memset(sb, 0, KV_DISK_SB_BYTES);
 	memcpy(sb->magic, KV_DISK_MAGIC, 8);
 	sb->version = KV_DISK_VERSION;
-	sb->header_bytes = sizeof(struct kv_disk_header);
+	sb->header_bytes = (uint32_t)d->hdr_bytes;
 	sb->block_bytes = d->block_bytes;
 	sb->slot_bytes = d->slot_bytes;
 	sb->nslots = d->nslots;
@@ -951,25 +985,26 @@ static int load_table(struct disk *d)
 			return ret;
 	}
 	for (uint32_t s = 0; s < d->nslots; s++) {
-		struct kv_disk_header *h = &d->table[s];
+		struct kv_disk_header *h = hdr(d, s);
 		uint32_t old;
 		kv_hash hh = { h->h_lo, h->h_hi };
 
 		if (!h->gen && !h->magic && !h->hcsum)
 			continue; /* never written */
-		if (h->magic != KV_DISK_HDR_MAGIC || h->hcsum != hdr_csum(h) || h->slot != s) {
+		if (h->magic != KV_DISK_HDR_MAGIC || h->nchecks != d->shape.layers ||
+		    h->hcsum != hdr_csum(d, h) || h->slot != s) {
 			d->st.verify_failures++; /* torn or corrupt header: slot is empty */
-			memset(h, 0, sizeof(*h));
+			memset(h, 0, d->hdr_bytes);
 			continue;
 		}
 		if (h->instance != d->instance || !h->gen) {
-			memset(h, 0, sizeof(*h)); /* from before a reformat */
+			memset(h, 0, d->hdr_bytes); /* from before a reformat */
 			continue;
 		}
 		old = map_find(d, hh);
 		if (old != NONE32) {
 			/* The same block twice: keep the newer copy. */
-			if (d->table[old].gen > h->gen)
+			if (hdr(d, old)->gen > h->gen)
 				continue;
 			map_remove(d, old);
 		}
@@ -1013,9 +1048,15 @@ static int check_super(struct disk *d, const struct kv_disk_super *sb, uint64_t 
 		warn(d, "superblock fails its checksum; %s", why_reformat(dc), "");
 		return -EUCLEAN;
 	}
-	if (sb->version != KV_DISK_VERSION || sb->header_bytes != sizeof(struct kv_disk_header)) {
-		snprintf(msg, sizeof(msg), "format version %u (this library: %u)", sb->version,
-			 KV_DISK_VERSION);
+	if (sb->version != KV_DISK_VERSION || sb->header_bytes != d->hdr_bytes) {
+		if (sb->version == 1)
+			snprintf(msg, sizeof(msg), "format version 1 (this library reads only "
+				 "version %u, whose check values bind each block's name)",
+				 KV_DISK_VERSION);
+		else
+			snprintf(msg, sizeof(msg), "format version %u, %u-byte slot headers "
+				 "(this library: version %u, %zu-byte headers)", sb->version,
+				 sb->header_bytes, KV_DISK_VERSION, d->hdr_bytes);
 		warn(d, "%s; %s", msg, why_reformat(dc));
 		return -EMEDIUMTYPE;
 	}
@@ -1074,18 +1115,21 @@ int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool
 	d->qd = dc->queue_depth ? dc->queue_depth : DISK_DEF_QD;
 	d->batch = dc->batch && dc->batch < d->qd ? dc->batch : d->qd;
 	d->block_bytes = kv_geometry_block_bytes(&dc->geometry);
+	d->shape = kv_check_shape_of(&dc->geometry);
+	d->hdr_bytes = kv_disk_header_bytes(dc->geometry.layers);
 	if (getenv("KV_DISK_FAULT_EIO"))
 		d->fault_every = strtoull(getenv("KV_DISK_FAULT_EIO"), NULL, 0);
 	ret = -ENOMEM;
 	if (!d->path)
 		goto err;
-	ret = kv_disk_layout(dc->bytes, d->block_bytes, &d->nslots, &d->data_off, &d->slot_bytes);
+	ret = kv_disk_layout(dc->bytes, d->block_bytes, d->hdr_bytes, &d->nslots, &d->data_off,
+			     &d->slot_bytes);
 	if (ret) {
 		warn(d, "%s bytes cannot hold one block%s", "disk_bytes", "");
 		goto err;
 	}
 	d->table_off = KV_DISK_SB_BYTES;
-	d->table_bytes = round_up(d->nslots * sizeof(struct kv_disk_header), KV_DISK_ALIGN);
+	d->table_bytes = round_up(d->nslots * d->hdr_bytes, KV_DISK_ALIGN);
 
 	/* O_DIRECT, or buffered where the file system refuses it. */
 	d->direct = true;

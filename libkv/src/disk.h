@@ -19,7 +19,7 @@
 #include "tier.h"
 
 #define KV_DISK_MAGIC "LIBKVDSK"
-#define KV_DISK_VERSION 1
+#define KV_DISK_VERSION 2 /* 2: per-(name, layer) check values in the slot header */
 #define KV_DISK_HDR_MAGIC 0x4853564bu /* "KVSH" */
 #define KV_DISK_SB_BYTES 4096u
 #define KV_DISK_ALIGN 4096u
@@ -44,17 +44,29 @@ struct kv_disk_super {
 	uint64_t csum;          /* XXH3-64 of the bytes above */
 };
 
-/* One per slot at table_off + slot * 64. */
+/*
+ * One per slot at table_off + slot * header_bytes, where header_bytes =
+ * kv_disk_header_bytes(layers): this fixed part, then the block's `layers`
+ * check values (u64 each, check.h), then zeros up to a multiple of 64.
+ */
 struct kv_disk_header {
 	uint64_t h_lo, h_hi;    /* the block's name */
-	uint64_t csum;          /* XXH3-64 of the slot's block_bytes data bytes */
 	uint64_t gen;           /* write generation (1, 2, ...); 0: empty */
 	uint64_t instance;      /* the superblock's; another value: empty */
 	uint32_t slot;          /* its own slot number */
 	uint32_t magic;         /* KV_DISK_HDR_MAGIC */
+	uint32_t nchecks;       /* check values that follow: geometry.layers */
+	uint32_t reserved32;    /* 0 */
 	uint64_t reserved;      /* 0 */
-	uint64_t hcsum;         /* XXH3-64 of the 56 bytes above */
+	uint64_t hcsum;         /* XXH3-64 of the header's other bytes: the 56 above,
+				   then from the check values to the header's end */
 };
+
+/* Bytes of one slot header for blocks of `layers` layers. */
+static inline uint64_t kv_disk_header_bytes(uint32_t layers)
+{
+	return (64 + 8 * (uint64_t)layers + 63) / 64 * 64;
+}
 
 struct kv_disk_config {
 	const char *path;
@@ -78,9 +90,15 @@ struct kv_disk_config {
 int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool *pool,
 		      struct kv_tier_ops *t);
 
-/* Bytes of the format for a config (for tests and tools): geometry of the file. */
-int kv_disk_layout(size_t disk_bytes, size_t block_bytes, uint64_t *nslots,
-		   uint64_t *data_off, uint64_t *slot_bytes);
+/*
+ * The format's geometry for a config (for tests and tools): nslots is the
+ * largest n with data_off(n) + n * slot_bytes <= disk_bytes, where
+ * data_off(n) = 4096 + n * header_bytes rounded up to 1 MiB and slot_bytes
+ * = block_bytes rounded up to 4096 (docs/disk-format.md). Returns 0, or
+ * -EINVAL when not even one slot fits (or the count passes 2^32 - 1).
+ */
+int kv_disk_layout(size_t disk_bytes, size_t block_bytes, size_t header_bytes,
+		   uint64_t *nslots, uint64_t *data_off, uint64_t *slot_bytes);
 
 /* Which engine a tier opened with kv_disk_tier_open runs: "io_uring" or "threads". */
 const char *kv_disk_engine(const struct kv_tier_ops *t);

@@ -33,7 +33,6 @@ struct kv_lru_link {
 
 struct kv_entry {
 	kv_hash h;
-	uint64_t csum;                 /* XXH3-64 of the canonical block */
 	struct kv_entry *hnext;        /* hash chain / free list */
 	uint32_t refs;
 	uint32_t slot[KV_NTIERS];

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "backend.h"
+#include "check.h"
 #include "index.h"
 #include "kv.h"
 #include "pool.h"
@@ -45,6 +46,13 @@ struct kv {
 	struct kv_stats st;
 	uint8_t *slot_uses;     /* per host slot: stores + loads while resident (saturating) */
 	uint8_t *slot_flags;    /* per host slot: KV_SLOT_CLEAN */
+	/*
+	 * Per host slot: the block's check values (check.h), shape.layers of
+	 * them, written by the worker that fills the slot (PENDING) and read
+	 * by whoever holds a reference to the READY block.
+	 */
+	uint64_t *slot_check;
+	struct kv_check_shape shape;
 
 	/*
 	 * Lower tiers, called by workers without kv->lock (tier.h). Set at
@@ -75,6 +83,12 @@ struct kv {
 	unsigned rhead, rcount, rsize;
 	int efd;                /* readable while rcount > 0 */
 };
+
+/* The check values of host slot slot. */
+static inline uint64_t *kv_slot_check(const struct kv *kv, uint32_t slot)
+{
+	return kv->slot_check + (size_t)slot * kv->shape.layers;
+}
 
 /* Run one request to completion on a worker thread; fills c. */
 void kv_xfer_run(struct kv *kv, struct kv_req *r, struct kv_completion *c);

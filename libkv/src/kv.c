@@ -219,7 +219,9 @@ static int open_current(const struct kv_config *cfg, struct kv **out)
 		goto err_pool;
 	kv->slot_uses = calloc(kv->pool.nslots, 1);
 	kv->slot_flags = calloc(kv->pool.nslots, 1);
-	if (!kv->slot_uses || !kv->slot_flags) {
+	kv->shape = kv_check_shape_of(&cfg->geometry);
+	kv->slot_check = calloc((size_t)kv->pool.nslots * kv->shape.layers, sizeof(uint64_t));
+	if (!kv->slot_uses || !kv->slot_flags || !kv->slot_check) {
 		ret = -ENOMEM;
 		goto err_index;
 	}
@@ -265,6 +267,7 @@ err_index:
 	lower_close(kv);
 	free(kv->slot_uses);
 	free(kv->slot_flags);
+	free(kv->slot_check);
 	if (kv->efd >= 0)
 		close(kv->efd);
 	free(kv->ring);
@@ -337,6 +340,7 @@ KV_EXPORT void kv_close(struct kv *kv)
 	lower_close(kv);
 	free(kv->slot_uses);
 	free(kv->slot_flags);
+	free(kv->slot_check);
 	if (kv->attached)
 		kv->be.destroy(kv->be.ctx);
 	free(kv->layers);

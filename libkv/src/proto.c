@@ -85,24 +85,38 @@ int kvp_hdr_decode(const uint8_t *b, int resp, struct kvp_hdr *h)
 	return 0;
 }
 
-static size_t req_ent_bytes(uint16_t op)
+static size_t req_ent_bytes(uint16_t op, uint32_t nchecks)
 {
 	switch (op) {
 	case KVP_OP_LOOKUP: case KVP_OP_GET: case KVP_OP_COMMIT:
 	case KVP_OP_LEASE: case KVP_OP_RELEASE:
 		return KVP_ENT_HASH;
 	case KVP_OP_PUT: case KVP_OP_GRANT:
-		return KVP_ENT_HASH_CSUM;
+		return KVP_ENT_PUT(nchecks);
 	default:
 		return 0;
 	}
 }
 
-int kvp_req_layout(uint16_t op, uint32_t len, const uint8_t *first8,
-		   size_t block_bytes, size_t *meta, size_t *data)
+void kvp_get_checks(const uint8_t *p, uint64_t *v, size_t n)
 {
-	size_t ent = req_ent_bytes(op), want;
+	for (size_t i = 0; i < n; i++)
+		v[i] = kvp_get64(p + 8 * i);
+}
+
+void kvp_put_checks(uint8_t *p, const uint64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		kvp_put64(p + 8 * i, v[i]);
+}
+
+int kvp_req_layout(uint16_t op, uint32_t len, const uint8_t *first8,
+		   size_t block_bytes, uint32_t nchecks, size_t *meta, size_t *data)
+{
+	size_t ent = req_ent_bytes(op, nchecks), want;
 	*data = 0;
+	if ((op == KVP_OP_PUT || op == KVP_OP_GRANT) && nchecks == 0)
+		return -EPROTO;   /* no geometry yet: no check values can be sized */
 	if (!ent) {
 		switch (op) {
 		case KVP_OP_HELLO: want = KVP_HELLO_BYTES; break;
@@ -124,7 +138,7 @@ int kvp_req_layout(uint16_t op, uint32_t len, const uint8_t *first8,
 	if (n < 1 || n > KVP_MAX_BATCH || kvp_get32(first8 + 4) != 0)
 		return -EPROTO;
 	size_t m = KVP_BATCH_HDR + (size_t)n * ent;
-	if (m > len)
+	if (m > len || m > KVP_MAX_META)
 		return -EPROTO;
 	if (op != KVP_OP_PUT) {
 		if (m != len)

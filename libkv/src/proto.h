@@ -18,7 +18,7 @@
 #include "kv.h"
 
 #define KVP_MAGIC 0x3152564bu      /* "KVR1" */
-#define KVP_VERSION 1
+#define KVP_VERSION 2                /* 2: per-(name, layer) check values (check.h) */
 #define KVP_HDR_BYTES 24
 #define KVP_MAX_BATCH 4096u         /* blocks per request */
 #define KVP_MAX_META (1u << 20)     /* payload bytes before block data */
@@ -90,16 +90,29 @@ struct kvp_hello_reply {
 };
 #define KVP_HELLO_REPLY_BYTES (4 + 4 + KVP_NONCE_BYTES + 8 + 4 + 4)
 
-/* Batched request bodies: u32 n, u32 reserved (0), then n entries. */
+/*
+ * Batched request bodies: u32 n, u32 reserved (0), then n entries. Entries
+ * that carry a block's check values have one u64 per layer of the
+ * connection's geometry (nchecks = geometry.layers, said in HELLO).
+ */
 #define KVP_BATCH_HDR 8
 #define KVP_ENT_HASH 16              /* LOOKUP, GET, COMMIT, LEASE, RELEASE */
-#define KVP_ENT_HASH_CSUM 24         /* PUT, GRANT */
+#define KVP_ENT_PUT(nchecks) (16 + 8 * (size_t)(nchecks))     /* PUT, GRANT: hash, checks */
 /* Reply entries. */
 #define KVP_RENT_PRESENT 1           /* LOOKUP: u8 */
 #define KVP_RENT_RES 4               /* PUT, COMMIT, RELEASE: i32 */
-#define KVP_RENT_GET 16              /* GET: i32 res, u32 0, u64 csum */
+#define KVP_RENT_GET(nchecks) (8 + 8 * (size_t)(nchecks))     /* GET: i32 res, u32 0, checks */
 #define KVP_RENT_GRANT 16            /* GRANT: i32 res, u32 0, u64 offset */
-#define KVP_RENT_LEASE 24            /* LEASE: i32 res, u32 0, u64 csum, u64 offset */
+#define KVP_RENT_LEASE(nchecks) (16 + 8 * (size_t)(nchecks))  /* LEASE: i32 res, u32 0,
+								   u64 offset, checks */
+
+/* Most blocks per batch whose entries of ent bytes fit in KVP_MAX_META. */
+static inline size_t kvp_batch_max(size_t ent)
+{
+	size_t n = (KVP_MAX_META - KVP_BATCH_HDR) / ent;
+
+	return n < KVP_MAX_BATCH ? n : KVP_MAX_BATCH;
+}
 
 /* STATS reply: u32 count, u32 0, then count u64 in this order (may grow). */
 enum kvp_stat {
@@ -170,11 +183,17 @@ int kvp_hdr_decode(const uint8_t *buf, int resp, struct kvp_hdr *h);
  * block data (PUT only: n blocks read straight into pool slots). Fixed-size
  * ops must have exactly their size. Batched ops: with first8 NULL, returns
  * 1 (read the 8-byte batch header first) or -EPROTO; with the batch header,
- * checks 1 <= n <= KVP_MAX_BATCH and that len is exactly n entries (plus n
- * blocks of block_bytes for PUT). Returns 0 with *meta, *data set, or -EPROTO.
+ * checks 1 <= n <= KVP_MAX_BATCH, that the metadata fits KVP_MAX_META and
+ * that len is exactly n entries (PUT, GRANT: of KVP_ENT_PUT(nchecks) bytes,
+ * nchecks > 0) plus n blocks of block_bytes for PUT. Returns 0 with *meta,
+ * *data set, or -EPROTO.
  */
 int kvp_req_layout(uint16_t op, uint32_t len, const uint8_t *first8,
-		   size_t block_bytes, size_t *meta, size_t *data);
+		   size_t block_bytes, uint32_t nchecks, size_t *meta, size_t *data);
+
+/* Little-endian check values: n of them from p into v, or from v to p. */
+void kvp_get_checks(const uint8_t *p, uint64_t *v, size_t n);
+void kvp_put_checks(uint8_t *p, const uint64_t *v, size_t n);
 
 /* HELLO. */
 size_t kvp_hello_encode(uint8_t *buf, const struct kvp_hello *h);

@@ -165,9 +165,11 @@ static size_t chunk_blocks(struct remote *r, struct rpeer *p)
 	size_t md = p->max_data ? p->max_data : KVP_MAX_DATA;
 	if (md > CHUNK_BYTES)
 		md = CHUNK_BYTES;
-	size_t c = md / r->block_bytes;
+	size_t c = md / r->block_bytes, mm = kvp_batch_max(KVP_ENT_PUT(r->shape.layers));
 	if (c < 1)
 		c = 1;
+	if (mb > mm)
+		mb = mm;   /* the entries, check values included, fit KVP_MAX_META */
 	return c < mb ? c : mb;
 }
 
@@ -202,16 +204,16 @@ static int rpc_lookup(struct remote *r, int fd, const kv_hash *h, const size_t *
 static int put_send(struct remote *r, int fd, struct kv_tier_io *io, const size_t *idx, size_t n,
 		    uint64_t id, uint64_t deadline)
 {
-	size_t mlen = KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM;
+	size_t ent = KVP_ENT_PUT(r->shape.layers), mlen = KVP_BATCH_HDR + n * ent;
 	uint8_t *m = malloc(mlen);
 	struct iovec *v = malloc((n + 2) * sizeof(*v));
 	int err = -ENOMEM;
 	if (m && v) {
 		kvp_batch_encode(m, (uint32_t)n);
 		for (size_t k = 0; k < n; k++) {
-			uint8_t *e = m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM;
+			uint8_t *e = m + KVP_BATCH_HDR + k * ent;
 			kvp_put_hash(e, io[idx[k]].h);
-			kvp_put64(e + 16, io[idx[k]].csum);
+			kvp_put_checks(e + 16, io[idx[k]].check, r->shape.layers);
 			v[k + 2].iov_base = io[idx[k]].buf;
 			v[k + 2].iov_len = r->block_bytes;
 		}
@@ -254,18 +256,18 @@ static int get_send(int fd, struct kv_tier_io *io, const size_t *idx, size_t n, 
 static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_t *idx, size_t n,
 		    uint64_t id, int32_t *res, uint64_t deadline)
 {
-	size_t rlen = KVP_BATCH_HDR + n * KVP_RENT_GET;
+	size_t rent = KVP_RENT_GET(r->shape.layers), rlen = KVP_BATCH_HDR + n * rent;
 	uint8_t *m = malloc(rlen);
 	if (!m)
 		return -ENOMEM;
 	size_t dlen = 0, found = 0;
-	int err = kvc_recv_batch(fd, KVP_OP_GET, id, n, KVP_RENT_GET, true, m, &dlen, deadline);
+	int err = kvc_recv_batch(fd, KVP_OP_GET, id, n, rent, true, m, &dlen, deadline);
 	for (size_t k = 0; !err && k < n; k++)
-		found += kvp_get32(m + KVP_BATCH_HDR + k * KVP_RENT_GET) == 0;
+		found += kvp_get32(m + KVP_BATCH_HDR + k * rent) == 0;
 	if (!err && dlen != found * r->block_bytes)
 		err = -EPROTO;
 	for (size_t k = 0; !err && k < n; k++) {
-		const uint8_t *e = m + KVP_BATCH_HDR + k * KVP_RENT_GET;
+		const uint8_t *e = m + KVP_BATCH_HDR + k * rent;
 		int32_t x = (int32_t)kvp_get32(e);
 		struct kv_tier_io *b = &io[idx[k]];
 		res[k] = x;
@@ -274,15 +276,25 @@ static int get_recv(struct remote *r, int fd, struct kv_tier_io *io, const size_
 		err = kvc_recv_full(fd, b->buf, r->block_bytes, deadline);
 		if (err)
 			break;
-		b->csum = kvp_get64(e + 8);
 		/* Verify now, while the server keeps filling the socket buffer. */
-		if (kv_csum64(b->buf, r->block_bytes) != b->csum) {
-			atomic_fetch_add(&r->verify_failures, 1);
-			res[k] = -EBADMSG;
-		}
+		res[k] = kvc_verify(r, b, e + 8);
 	}
 	free(m);
 	return err;
+}
+
+int kvc_verify(struct remote *r, struct kv_tier_io *io, const uint8_t *p)
+{
+	const uint8_t *b = io->buf;
+
+	for (uint32_t l = 0; l < r->shape.layers; l++)
+		if (kv_check_layer(&r->shape, io->h, l, b + (size_t)l * r->shape.layer_bytes) !=
+		    kvp_get64(p + 8 * (size_t)l)) {
+			atomic_fetch_add(&r->verify_failures, 1);
+			return -EBADMSG;
+		}
+	kvp_get_checks(p, io->check, r->shape.layers);
+	return 0;
 }
 
 /* ------------------------------------------------------------- placement */
@@ -358,6 +370,8 @@ static void job_peer(struct job *j, unsigned pi, size_t *idx, size_t cnt, uint64
 		size_t c = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
 		if (c > 256)
 			c = 256;
+		if (c > kvp_batch_max(KVP_RENT_LEASE(r->shape.layers)))
+			c = kvp_batch_max(KVP_RENT_LEASE(r->shape.layers));
 		while (!err && off < cnt) {
 			size_t m = c < cnt - off ? c : cnt - off;
 			err = j->op == OP_PUT ? kvc_rdma_put(r, conn, j->io, idx + off, m, res + off, deadline)
@@ -676,6 +690,7 @@ int kv_remote_tier_open_opts(const struct kv_remote_opts *o, struct kv_tier_ops 
 	r->o = *o;
 	r->o.peers = NULL;
 	r->block_bytes = bb;
+	r->shape = kv_check_shape_of(&o->geom);
 	r->replicas = o->replicas ? o->replicas : 1;
 	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
 	const char *nm = o->name ? o->name : "libkv";

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "proto.h"
 #include "remote.h"
 #include "remote_rdma.h"
@@ -20,6 +21,14 @@
 
 #define MAX_PEERS 64
 #define MAX_IDLE 8
+
+/*
+ * Verify a block received for io->h against the check values the peer sent
+ * with it (at p, little-endian), recomputed over the name asked for; on a
+ * match the values go to io->check. Returns 0 or -EBADMSG (counted).
+ */
+struct remote;
+int kvc_verify(struct remote *r, struct kv_tier_io *io, const uint8_t *p);
 
 struct rconn {
 	int fd;
@@ -49,6 +58,7 @@ struct rpeer {
 struct remote {
 	struct kv_remote_opts o;
 	size_t block_bytes;
+	struct kv_check_shape shape;  /* check values per block: shape.layers */
 	unsigned npeers;
 	unsigned replicas;
 	int timeout_ms;
@@ -88,7 +98,8 @@ int kvc_rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 
 /*
  * Load io[idx[0..n)] through c: LEASE, RDMA READ, verify each block's
- * checksum as its READs complete, RELEASE. res[k]: 0, -ENOENT, -EBADMSG.
+ * check values against the name asked for as its READs complete, RELEASE.
+ * res[k]: 0, -ENOENT, -EBADMSG.
  * Returns 0, or -errno when the connection failed (leases die with it).
  */
 int kvc_rdma_get(struct remote *r, struct rconn *c, struct kv_tier_io *io, const size_t *idx,

@@ -104,11 +104,11 @@ static void batch_free(struct rdma_batch *b)
 	free(b->gk);
 }
 
-/* Buffers for n blocks, answers of rent bytes each. Returns 0 or -ENOMEM. */
-static int batch_alloc(struct rdma_batch *b, size_t n, size_t rent)
+/* Buffers for n blocks (requests of ent bytes each, answers of rent). Returns 0 or -ENOMEM. */
+static int batch_alloc(struct rdma_batch *b, size_t n, size_t ent, size_t rent)
 {
 	*b = (struct rdma_batch){
-		.m = malloc(KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM),
+		.m = malloc(KVP_BATCH_HDR + n * ent),
 		.a = malloc(KVP_BATCH_HDR + n * rent),
 		.loc = malloc(n * sizeof(*b->loc)),
 		.rad = malloc(n * sizeof(*b->rad)),
@@ -148,15 +148,16 @@ int kvc_rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 		 size_t n, int32_t *res, uint64_t deadline)
 {
 	struct rdma_batch b;
-	int err = batch_alloc(&b, n, KVP_RENT_GRANT);
+	size_t ent = KVP_ENT_PUT(r->shape.layers);
+	int err = batch_alloc(&b, n, ent, KVP_RENT_GRANT);
 	if (err)
 		return err;
 	kvp_batch_encode(b.m, (uint32_t)n);
 	for (size_t k = 0; k < n; k++) {
-		kvp_put_hash(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM, io[idx[k]].h);
-		kvp_put64(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH_CSUM + 16, io[idx[k]].csum);
+		kvp_put_hash(b.m + KVP_BATCH_HDR + k * ent, io[idx[k]].h);
+		kvp_put_checks(b.m + KVP_BATCH_HDR + k * ent + 16, io[idx[k]].check, r->shape.layers);
 	}
-	err = rpc_batch(r, c->fd, KVP_OP_GRANT, b.m, KVP_BATCH_HDR + n * KVP_ENT_HASH_CSUM, n,
+	err = rpc_batch(r, c->fd, KVP_OP_GRANT, b.m, KVP_BATCH_HDR + n * ent, n,
 			KVP_RENT_GRANT, b.a, deadline);
 	for (size_t k = 0; !err && k < n; k++) {
 		const uint8_t *e = b.a + KVP_BATCH_HDR + k * KVP_RENT_GRANT;
@@ -183,16 +184,17 @@ struct read_verify {
 	struct kv_tier_io *io;
 	const size_t *idx, *gk;
 	int32_t *res;
+	const uint8_t *a;       /* the LEASE answer: each block's check values */
+	size_t rent;
 };
 
 static void read_verified(void *arg, size_t g)
 {
 	struct read_verify *v = arg;
-	struct kv_tier_io *b = &v->io[v->idx[v->gk[g]]];
-	if (kv_csum64(b->buf, v->r->block_bytes) != b->csum) {
-		atomic_fetch_add(&v->r->verify_failures, 1);
-		v->res[v->gk[g]] = -EBADMSG;
-	}
+	size_t k = v->gk[g];
+	struct kv_tier_io *b = &v->io[v->idx[k]];
+
+	v->res[k] = kvc_verify(v->r, b, v->a + KVP_BATCH_HDR + k * v->rent + 16);
 }
 
 /* get = LEASE (held against eviction), RDMA READ, verify, RELEASE. */
@@ -200,24 +202,25 @@ int kvc_rdma_get(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 		 size_t n, int32_t *res, uint64_t deadline)
 {
 	struct rdma_batch b;
-	int err = batch_alloc(&b, n, KVP_RENT_LEASE);
+	size_t rent = KVP_RENT_LEASE(r->shape.layers);
+	int err = batch_alloc(&b, n, KVP_ENT_HASH, rent);
 	if (err)
 		return err;
 	kvp_batch_encode(b.m, (uint32_t)n);
 	for (size_t k = 0; k < n; k++)
 		kvp_put_hash(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
 	err = rpc_batch(r, c->fd, KVP_OP_LEASE, b.m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
-			KVP_RENT_LEASE, b.a, deadline);
+			rent, b.a, deadline);
 	for (size_t k = 0; !err && k < n; k++) {
-		const uint8_t *e = b.a + KVP_BATCH_HDR + k * KVP_RENT_LEASE;
+		const uint8_t *e = b.a + KVP_BATCH_HDR + k * rent;
 		res[k] = (int32_t)kvp_get32(e);
 		if (res[k])
 			continue;
-		io[idx[k]].csum = kvp_get64(e + 8);
-		err = batch_take(r, c, &b, io[idx[k]].buf, k, kvp_get64(e + 16));
+		err = batch_take(r, c, &b, io[idx[k]].buf, k, kvp_get64(e + 8));
 	}
 	/* Each block is verified as soon as its READs complete, while the rest are in flight. */
-	struct read_verify rv = { .r = r, .io = io, .idx = idx, .gk = b.gk, .res = res };
+	struct read_verify rv = { .r = r, .io = io, .idx = idx, .gk = b.gk, .res = res,
+				  .a = b.a, .rent = rent };
 	if (!err && b.ng)
 		err = kvr_rw(&c->qp, false, b.loc, kvr_mr_lkey(r->mr), b.rad, c->rkey, b.ng,
 			     r->block_bytes, c->max_msg, deadline, read_verified, &rv);

@@ -239,6 +239,13 @@ int kvc_session_open(const char *host, const char *port, const struct kv_geometr
 	}
 	if ((err = kvc_recv_full(fd, buf, h.len, deadline)))
 		goto fail;
+	if (kvp_get16(buf) != KVP_VERSION) {
+		/* Another version's check values cannot be verified: never use it. */
+		snprintf(why, wlen, "server answered protocol version %u (this client speaks %u)",
+			 kvp_get16(buf), KVP_VERSION);
+		err = -EPROTONOSUPPORT;
+		goto fail;
+	}
 	if ((err = kvp_hello_reply_decode(buf, h.len, rep)))
 		goto fail;
 	if (rep->flags & KVP_SRV_AUTH) {

@@ -34,7 +34,7 @@
 #include <openssl/crypto.h>
 #include <xxhash.h>
 
-#include "checksum.h"
+#include "check.h"
 #include "region.h"
 #include "remote_rdma.h"
 #include "server.h"
@@ -52,7 +52,8 @@ enum { ENT_FREE = 0, ENT_PENDING = 1, ENT_READY = 2 };
 struct ent {
 	kv_hash h;
 	kv_hash ns;
-	uint64_t csum;
+	uint64_t *chk;         /* the writer's check values (check.h), nchk of them */
+	uint32_t nchk, chkcap; /* chkcap: room in chk, kept across reuse of the slot */
 	uint32_t hnext;
 	uint32_t prev, next;   /* LRU links (READY only) */
 	uint32_t refs;         /* sends in progress + leases */
@@ -285,9 +286,16 @@ static bool evict_one(struct kvs *s, uint32_t nsidx)
 	return false;
 }
 
-/* A PENDING entry for (ns, h) in a free slot, or NIL when the pool is full of pinned blocks. */
-static uint32_t ent_alloc(struct kvs *s, struct conn *c, kv_hash h, uint64_t csum)
+/*
+ * A PENDING entry for (ns, h) in a free slot, holding the check values at
+ * checks (the connection's geometry.layers of them, little-endian, stored
+ * as sent: the server never makes them), or NIL when the pool is full of
+ * pinned blocks (or no memory for the values).
+ */
+static uint32_t ent_alloc(struct kvs *s, struct conn *c, kv_hash h, const uint8_t *checks)
 {
+	uint32_t nchk = c->geom.layers;
+
 	if (s->cfg.ns_quota && c->nsidx < s->nns && s->ns[c->nsidx].blocks >= s->cfg.ns_quota)
 		if (!evict_one(s, c->nsidx))
 			return NIL;
@@ -295,10 +303,18 @@ static uint32_t ent_alloc(struct kvs *s, struct conn *c, kv_hash h, uint64_t csu
 		return NIL;
 	uint32_t i = s->free_head;
 	struct ent *e = &s->ents[i];
+	if (e->chkcap < nchk) {
+		uint64_t *v = realloc(e->chk, nchk * sizeof(*v));
+		if (!v)
+			return NIL;
+		e->chk = v;
+		e->chkcap = nchk;
+	}
 	s->free_head = e->hnext;
 	e->h = h;
 	e->ns = c->ns;
-	e->csum = csum;
+	e->nchk = nchk;
+	kvp_get_checks(checks, e->chk, nchk);
 	e->refs = 0;
 	e->nsidx = c->nsidx;
 	e->state = ENT_PENDING;
@@ -622,6 +638,47 @@ static int do_lookup(struct kvs *s, struct conn *c)
 	return resp_send(s, c, 0);
 }
 
+/*
+ * Test builds only (-DKVS_FAULTS, tests/remote/kvr_hostile): a server that
+ * answers for the wrong block, as a stale index or a reused slot would, so
+ * the tests can show that clients never accept it. kvs_fault selects:
+ *   1 another block's bytes and check values (same namespace)
+ *   2 the asked block's check values with another block's bytes
+ *   3 a block stored under another namespace, bytes and check values
+ * fault_pick gives the entry whose bytes are sent for e, fault_checks the
+ * entry whose check values go with them. Production builds answer honestly.
+ */
+#ifdef KVS_FAULTS
+int kvs_fault;
+
+static uint32_t fault_pick(struct kvs *s, struct conn *c, uint32_t e)
+{
+	for (uint32_t i = s->lru_head; kvs_fault && i != NIL; i = s->ents[i].next) {
+		bool same_ns = kv_hash_eq(s->ents[i].ns, c->ns);
+
+		if (i != e && s->ents[i].state == ENT_READY && same_ns == (kvs_fault != 3) &&
+		    s->ents[i].nchk == c->geom.layers)
+			return i;
+	}
+	return e;
+}
+
+static uint32_t fault_checks(uint32_t e, uint32_t d)
+{
+	return kvs_fault == 2 ? e : d;
+}
+#else
+static inline uint32_t fault_pick(struct kvs *s, struct conn *c, uint32_t e)
+{
+	return e;
+}
+
+static inline uint32_t fault_checks(uint32_t e, uint32_t d)
+{
+	return d;
+}
+#endif
+
 static int do_get(struct kvs *s, struct conn *c)
 {
 	int n = kvp_batch_decode(c->mbuf, c->mlen, KVP_ENT_HASH, 0);
@@ -629,7 +686,8 @@ static int do_get(struct kvs *s, struct conn *c)
 		return n;
 	if ((size_t)n * s->block_bytes > KVP_MAX_DATA && n > 1)
 		return -EPROTO;
-	uint8_t *p = resp_begin(c, 0, KVP_BATCH_HDR + (size_t)n * KVP_RENT_GET);
+	size_t rent = KVP_RENT_GET(c->geom.layers);
+	uint8_t *p = resp_begin(c, 0, KVP_BATCH_HDR + (size_t)n * rent);
 	if (!p)
 		return -ENOMEM;
 	size_t pc = c->npinned;
@@ -641,21 +699,19 @@ static int do_get(struct kvs *s, struct conn *c)
 	for (int i = 0; i < n; i++) {
 		kv_hash h = kvp_get_hash(c->mbuf + KVP_BATCH_HDR + (size_t)i * KVP_ENT_HASH);
 		uint32_t e = ix_find(s, c->ns, h);
-		uint8_t *r = p + KVP_BATCH_HDR + (size_t)i * KVP_RENT_GET;
+		uint8_t *r = p + KVP_BATCH_HDR + (size_t)i * rent;
+		memset(r, 0, rent);
 		if (e == NIL || s->ents[e].state != ENT_READY) {
 			kvp_put32(r, (uint32_t)-ENOENT);
-			kvp_put32(r + 4, 0);
-			kvp_put64(r + 8, 0);
 			s->st[KVP_ST_MISSES]++;
 			continue;
 		}
-		kvp_put32(r, 0);
-		kvp_put32(r + 4, 0);
-		kvp_put64(r + 8, s->ents[e].csum);
-		s->ents[e].refs++;
-		c->pinned[c->npinned++] = e;
+		uint32_t d = fault_pick(s, c, e);
+		kvp_put_checks(r + 8, s->ents[fault_checks(e, d)].chk, c->geom.layers);
+		s->ents[d].refs++;
+		c->pinned[c->npinned++] = d;
 		lru_touch(s, e);
-		if (iov_add(c, slot_ptr(s, e), s->block_bytes))
+		if (iov_add(c, slot_ptr(s, d), s->block_bytes))
 			return -ENOMEM;
 		data += s->block_bytes;
 		s->st[KVP_ST_HITS]++;
@@ -666,7 +722,8 @@ static int do_get(struct kvs *s, struct conn *c)
 /* PUT metadata is in: give each new block a slot, then read the data. */
 static int put_begin(struct kvs *s, struct conn *c)
 {
-	int n = kvp_batch_decode(c->mbuf, c->mlen, KVP_ENT_HASH_CSUM, 0);
+	size_t ent = KVP_ENT_PUT(c->geom.layers);
+	int n = kvp_batch_decode(c->mbuf, c->mlen, ent, 0);
 	if (n < 0)
 		return n;
 	c->put_n = (uint32_t)n;
@@ -677,9 +734,8 @@ static int put_begin(struct kvs *s, struct conn *c)
 	if (!c->put_slot || !c->put_res)
 		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
-		const uint8_t *q = c->mbuf + KVP_BATCH_HDR + (size_t)i * KVP_ENT_HASH_CSUM;
+		const uint8_t *q = c->mbuf + KVP_BATCH_HDR + (size_t)i * ent;
 		kv_hash h = kvp_get_hash(q);
-		uint64_t csum = kvp_get64(q + 16);
 		c->put_slot[i] = NIL;
 		c->put_res[i] = 0;
 		uint32_t e = ix_find(s, c->ns, h);
@@ -688,7 +744,7 @@ static int put_begin(struct kvs *s, struct conn *c)
 				lru_touch(s, e);
 			continue;   /* present (or being stored): succeeds, data discarded */
 		}
-		e = ent_alloc(s, c, h, csum);
+		e = ent_alloc(s, c, h, q + 16);
 		if (e == NIL) {
 			c->put_res[i] = -ENOSPC;
 			continue;
@@ -782,6 +838,14 @@ static int do_rdma_connect(struct kvs *s, struct conn *c)
 	return resp_send(s, c, 0);
 }
 
+/* --verify-commit: does the written block fail the check values it was granted with? */
+static bool commit_bad(struct kvs *s, struct conn *c, uint32_t e)
+{
+	struct kv_check_shape sh = { c->geom.layers, s->block_bytes / c->geom.layers };
+
+	return kv_check_verify(&sh, s->ents[e].h, slot_ptr(s, e), s->ents[e].chk, NULL) != 0;
+}
+
 static int do_rdma(struct kvs *s, struct conn *c)
 {
 	uint16_t op = c->hdr.op;
@@ -789,11 +853,12 @@ static int do_rdma(struct kvs *s, struct conn *c)
 		return do_rdma_connect(s, c);
 	if (!c->has_qp)
 		return -EPROTO;
-	size_t ent = op == KVP_OP_GRANT ? KVP_ENT_HASH_CSUM : KVP_ENT_HASH;
+	uint32_t L = c->geom.layers;
+	size_t ent = op == KVP_OP_GRANT ? KVP_ENT_PUT(L) : KVP_ENT_HASH;
 	int n = kvp_batch_decode(c->mbuf, c->mlen, ent, 0);
 	if (n < 0)
 		return n;
-	size_t rent = op == KVP_OP_GRANT ? KVP_RENT_GRANT : op == KVP_OP_LEASE ? KVP_RENT_LEASE : KVP_RENT_RES;
+	size_t rent = op == KVP_OP_GRANT ? KVP_RENT_GRANT : op == KVP_OP_LEASE ? KVP_RENT_LEASE(L) : KVP_RENT_RES;
 	uint8_t *p = resp_begin(c, 0, KVP_BATCH_HDR + (size_t)n * rent);
 	if (!p)
 		return -ENOMEM;
@@ -813,7 +878,7 @@ static int do_rdma(struct kvs *s, struct conn *c)
 				res = -EEXIST;
 				break;
 			}
-			e = ent_alloc(s, c, h, kvp_get64(q + 16));
+			e = ent_alloc(s, c, h, q + 16);
 			if (e == NIL) {
 				res = -ENOSPC;
 				break;
@@ -835,8 +900,7 @@ static int do_rdma(struct kvs *s, struct conn *c)
 			 * Readers verify every block anyway; --verify-commit also
 			 * checks here, so a bad writer is caught at the source.
 			 */
-			if (s->cfg.verify_commit &&
-			    kv_csum64(slot_ptr(s, e), s->block_bytes) != s->ents[e].csum) {
+			if (s->cfg.verify_commit && commit_bad(s, c, e)) {
 				ent_free(s, e);
 				res = -EBADMSG;
 				break;
@@ -857,8 +921,11 @@ static int do_rdma(struct kvs *s, struct conn *c)
 			s->ents[e].refs++;
 			lru_touch(s, e);
 			s->st[KVP_ST_HITS]++;
-			kvp_put64(r + 8, s->ents[e].csum);
-			kvp_put64(r + 16, (uint64_t)e * s->block_bytes);
+			{
+				uint32_t d = fault_pick(s, c, e);
+				kvp_put64(r + 8, (uint64_t)d * s->block_bytes);
+				kvp_put_checks(r + 16, s->ents[fault_checks(e, d)].chk, L);
+			}
 			break;
 		case KVP_OP_RELEASE:
 			if (e == NIL || !lease_del(c, e)) {
@@ -956,7 +1023,8 @@ static int conn_read(struct kvs *s, struct conn *c)
 			c->mgot = 0;
 			{
 				size_t meta, data;
-				int lr = kvp_req_layout(c->hdr.op, c->hdr.len, NULL, s->block_bytes, &meta, &data);
+				int lr = kvp_req_layout(c->hdr.op, c->hdr.len, NULL, s->block_bytes,
+							c->geom.layers, &meta, &data);
 				if (lr < 0)
 					return -EPROTO;
 				if (lr == 1) {
@@ -982,7 +1050,8 @@ static int conn_read(struct kvs *s, struct conn *c)
 			}
 			if (c->rstage == RD_PREFIX) {
 				size_t meta, data;
-				if (kvp_req_layout(c->hdr.op, c->hdr.len, c->mbuf, s->block_bytes, &meta, &data))
+				if (kvp_req_layout(c->hdr.op, c->hdr.len, c->mbuf, s->block_bytes,
+						   c->geom.layers, &meta, &data))
 					return -EPROTO;
 				if (c->hdr.op == KVP_OP_GET && data == 0 &&
 				    (meta - KVP_BATCH_HDR) / KVP_ENT_HASH > 1 &&
@@ -1211,6 +1280,8 @@ int kvs_create(const struct kvs_config *cfg, struct kvs **out)
 	*out = s;
 	return 0;
 err_ix:
+	for (uint32_t i = 0; s->ents && i < s->capacity; i++)
+		free(s->ents[i].chk);
 	free(s->ents);
 	free(s->buckets);
 	free(s->ns);
@@ -1369,6 +1440,8 @@ void kvs_destroy(struct kvs *s)
 		kvr_dev_close(&s->dev);
 	}
 	kv_region_free(&s->region);
+	for (uint32_t i = 0; s->ents && i < s->capacity; i++)
+		free(s->ents[i].chk);
 	free(s->ents);
 	free(s->buckets);
 	free(s->ns);

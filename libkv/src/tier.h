@@ -22,7 +22,9 @@
 /* One block of a batch. */
 struct kv_tier_io {
 	kv_hash h;
-	uint64_t csum;    /* write: checksum of buf's bytes; read: filled from the stored copy */
+	uint64_t *check;  /* layers check values (check.h) of buf's bytes under h:
+			     write: the block's; read: filled from the stored copy once
+			     it has been verified against h */
 	void *buf;        /* host slot: block_bytes, 4 KiB aligned, inside the registered pool */
 	int32_t res;      /* out: 0, or -ENOENT (absent), -EBADMSG (failed its checksum:
 			     treated as absent and forgotten), -ENOSPC, -EIO, -ETIMEDOUT, ... */
@@ -40,8 +42,10 @@ struct kv_tier_ops {
 	int (*write)(void *ctx, struct kv_tier_io *io, size_t n);
 	/*
 	 * Read n blocks into io[i].buf and verify each against its stored
-	 * checksum before reporting success; a mismatch is -EBADMSG and the
-	 * copy is dropped. Sets io[i].res and io[i].csum. Returns how many read.
+	 * check values, recomputed over the name asked for (io[i].h), before
+	 * reporting success: a copy stored under another name fails like a
+	 * corrupt one. A mismatch is -EBADMSG and the copy is dropped. Sets
+	 * io[i].res and io[i].check. Returns how many read.
 	 */
 	int (*read)(void *ctx, struct kv_tier_io *io, size_t n);
 	/* For each h[i], whether the tier holds it (present[i] = 0/1). Returns 0 or -errno. */

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checksum.h"
 #include "internal.h"
 
 #define PENDING_WAIT_US 50       /* poll interval for a block another worker is filling */
@@ -115,7 +114,7 @@ static void host_writeback(struct kv *kv, uint32_t need)
 		e->refs++;
 		ents[k] = e;
 		io[k].h = e->h;
-		io[k].csum = e->csum;
+		io[k].check = kv_slot_check(kv, slot);
 		io[k].buf = kv_pool_addr(&kv->pool, slot);
 		io[k].res = 0;
 		k++;
@@ -140,7 +139,8 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 	struct kv_tier_stats *ts = &kv->st.tier[KV_TIER_HOST];
 	struct kv_entry *ents[KV_CHUNK];
 	uint32_t eblocks[KV_CHUNK];
-	uint64_t csum[KV_CHUNK];
+	kv_hash names[KV_CHUNK];
+	uint64_t *check[KV_CHUNK];
 	void *dst[KV_CHUNK];
 	uint32_t done = 0;
 	int err = 0;
@@ -184,20 +184,23 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 			slot_used(kv, slot);
 			ents[k] = e;
 			eblocks[k] = r->blocks[start + i];
+			names[k] = e->h;
+			check[k] = kv_slot_check(kv, slot);
 			dst[k] = kv_pool_addr(&kv->pool, slot);
 			k++;
 		}
 		kv->st.store_dedup += dedup;
 		pthread_mutex_unlock(&kv->lock);
 
-		if (k && kv->be.pack_csum) {
-			rc = kv->be.pack_csum(kv->be.ctx, r->fence, eblocks, dst, csum, k);
+		/* The check values are made here, once, and travel with every copy. */
+		if (k && kv->be.pack_check) {
+			rc = kv->be.pack_check(kv->be.ctx, r->fence, eblocks, dst, names, check, k);
 			r->fence = NULL;
 		} else if (k) {
 			rc = kv->be.pack(kv->be.ctx, r->fence, eblocks, dst, k);
 			r->fence = NULL;
 			for (uint32_t j = 0; j < k && !rc; j++)
-				csum[j] = kv_csum64(dst[j], kv->block_bytes);
+				kv_check_block(&kv->shape, names[j], dst[j], check[j]);
 		}
 
 		pthread_mutex_lock(&kv->lock);
@@ -207,7 +210,6 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 			if (rc) {
 				host_copy_drop(kv, e);
 			} else {
-				e->csum = csum[j];
 				e->state[KV_TIER_HOST] = KV_COPY_READY;
 				kv_lru_touch(&kv->ix, KV_TIER_HOST, e);
 				ts->blocks++;
@@ -234,7 +236,7 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
  * them (lower[which[j]]) into their host slots. Sets res[j]. Without kv->lock.
  */
 static void promote_read(struct kv *kv, struct kv_entry *const *ents, const uint8_t *kind,
-			 const uint8_t *which, void *const *dst, uint64_t *csum, int *res,
+			 const uint8_t *which, void *const *dst, uint64_t *const *check, int *res,
 			 uint32_t k)
 {
 	for (unsigned t = 0; t < kv->nlower; t++) {
@@ -244,7 +246,7 @@ static void promote_read(struct kv *kv, struct kv_entry *const *ents, const uint
 		for (uint32_t j = 0; j < k; j++)
 			if (kind[j] && which[j] == t) {
 				io[m].h = ents[j]->h;
-				io[m].csum = 0;
+				io[m].check = check[j];
 				io[m].buf = dst[j];
 				io[m].res = -EIO;
 				map[m++] = j;
@@ -252,10 +254,8 @@ static void promote_read(struct kv *kv, struct kv_entry *const *ents, const uint
 		if (!m)
 			continue;
 		kv->lower[t].read(kv->lower[t].ctx, io, m);
-		for (uint32_t i = 0; i < m; i++) {
+		for (uint32_t i = 0; i < m; i++)
 			res[map[i]] = io[i].res;
-			csum[map[i]] = io[i].csum;
-		}
 	}
 }
 
@@ -272,7 +272,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	bool verify = kv->cfg.flags & KV_F_VERIFY_HOST;
 	struct kv_entry *ents[KV_CHUNK];
 	void *src[KV_CHUNK];
-	uint64_t csum[KV_CHUNK];
+	uint64_t *check[KV_CHUNK];
 	int res[KV_CHUNK];
 	uint8_t kind[KV_CHUNK], which[KV_CHUNK], below[KV_CHUNK];
 	uint32_t done = 0, waits = 0;
@@ -313,6 +313,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				ents[k] = e;
 				kind[k] = 0;
 				src[k] = kv_pool_addr(&kv->pool, e->slot[KV_TIER_HOST]);
+				check[k] = kv_slot_check(kv, e->slot[KV_TIER_HOST]);
 				k++;
 				continue;
 			}
@@ -355,6 +356,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			kind[k] = 1;
 			which[k] = below[i];
 			src[k] = kv_pool_addr(&kv->pool, slot);
+			check[k] = kv_slot_check(kv, slot);
 			k++;
 		}
 		pthread_mutex_unlock(&kv->lock);
@@ -368,7 +370,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 		/* Promotions: read and verified by their tier. */
 		for (uint32_t j = 0; j < k; j++)
 			res[j] = 0;
-		promote_read(kv, ents, kind, which, src, csum, res, k);
+		promote_read(kv, ents, kind, which, src, check, res, k);
 		good = k;
 		for (uint32_t j = 0; j < k; j++)
 			if (res[j]) {
@@ -377,7 +379,8 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				break;
 			}
 		for (uint32_t j = 0; verify && j < good; j++)
-			if (!kind[j] && kv_csum64(src[j], kv->block_bytes) != ents[j]->csum) {
+			if (!kind[j] &&
+			    kv_check_verify(&kv->shape, ents[j]->h, src[j], check[j], NULL)) {
 				good = j;
 				err = -EBADMSG;
 				break;
@@ -396,7 +399,6 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				e->state[KV_TIER_HOST] = KV_COPY_EMPTY;
 				continue;
 			}
-			e->csum = csum[j];
 			e->state[KV_TIER_HOST] = KV_COPY_READY;
 			kv_lru_touch(&kv->ix, KV_TIER_HOST, e);
 			kv->slot_flags[e->slot[KV_TIER_HOST]] |= KV_SLOT_CLEAN;
@@ -466,7 +468,7 @@ void kv_host_flush(struct kv *kv)
 			kv->slot_flags[slot] |= KV_SLOT_CLEAN;
 			ents[k] = e;
 			io[k].h = e->h;
-			io[k].csum = e->csum;
+			io[k].check = kv_slot_check(kv, slot);
 			io[k].buf = kv_pool_addr(&kv->pool, slot);
 			io[k].res = 0;
 			k++;

@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "checksum.h"
+#include "check.h"
 #include "disk.h"
 #include "region.h"
 
@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 	struct kv_tier_pool pool;
 	struct kv_tier_ops t;
 	struct kv_tier_io *io;
-	uint64_t *csum, nslots, data_off, slot_bytes, x = 88172645463325252ull;
+	uint64_t *check, *got, nslots, data_off, slot_bytes, x = 88172645463325252ull;
+	struct kv_check_shape shape;
 	size_t bytes, bs, nbuf, batch;
 	uint32_t *order;
 	struct kv_region reg;
@@ -95,7 +96,8 @@ int main(int argc, char **argv)
 					    .block_tokens = 16, .kv_heads = 8, .head_dim = 128,
 					    .dtype = KV_DTYPE_FP16 };
 	dc.flags = (do_write ? KV_F_DISK_REFORMAT : 0) | (threads ? KV_F_DISK_NO_URING : 0);
-	if (kv_disk_layout(bytes, bs, &nslots, &data_off, &slot_bytes)) {
+	if (kv_disk_layout(bytes, bs, kv_disk_header_bytes(dc.geometry.layers), &nslots, &data_off,
+			   &slot_bytes)) {
 		fprintf(stderr, "bench_disk: %zu bytes hold no block\n", bytes);
 		return 2;
 	}
@@ -122,13 +124,17 @@ int main(int argc, char **argv)
 		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
 		((uint64_t *)buf)[i] = x;
 	}
-	csum = calloc(nbuf, sizeof(*csum));
+	/* Check values bind the name: one set per block written (block i from slot i % nbuf). */
+	shape = kv_check_shape_of(&dc.geometry);
+	check = calloc(nslots * shape.layers, sizeof(*check));
+	got = calloc(batch * shape.layers, sizeof(*got));
 	io = calloc(batch, sizeof(*io));
 	order = calloc(nslots, sizeof(*order));
-	if (!csum || !io || !order)
+	if (!check || !got || !io || !order)
 		return 1;
-	for (size_t i = 0; i < nbuf; i++)
-		csum[i] = kv_csum64(buf + i * slot_bytes, bs);
+	for (uint64_t i = 0; i < nslots; i++)
+		kv_check_block(&shape, (kv_hash){ i + 1, 0x5eed }, buf + (i % nbuf) * slot_bytes,
+			       check + i * shape.layers);
 	pool = (struct kv_tier_pool){ buf, nbuf * slot_bytes, slot_bytes, bs };
 	if (do_write)
 		unlink(argv[1]);
@@ -151,7 +157,7 @@ int main(int argc, char **argv)
 
 			io[j].h = (kv_hash){ i + j + 1, 0x5eed };
 			io[j].buf = buf + b * slot_bytes;
-			io[j].csum = csum[b];
+			io[j].check = check + (i + j) * shape.layers;
 		}
 		if (t.write(t.ctx, io, m) != (int)m) {
 			fprintf(stderr, "bench_disk: write failed: %s\n", strerror(-io[0].res));
@@ -186,13 +192,15 @@ int main(int argc, char **argv)
 		for (size_t j = 0; j < m; j++) {
 			io[j].h = (kv_hash){ order[i + j] + 1ull, 0x5eed };
 			io[j].buf = buf + ((i + j) % nbuf) * slot_bytes;
+			io[j].check = got + j * shape.layers;
 		}
 		if (t.read(t.ctx, io, m) != (int)m) {
 			fprintf(stderr, "bench_disk: read failed: %s\n", strerror(-io[0].res));
 			return 1;
 		}
 		for (size_t j = 0; j < m; j++)
-			if (io[j].csum != csum[order[i + j] % nbuf]) {
+			if (memcmp(io[j].check, check + (size_t)order[i + j] * shape.layers,
+				   shape.layers * sizeof(*check))) {
 				fprintf(stderr, "bench_disk: block %u came back wrong\n", order[i + j]);
 				return 1;
 			}

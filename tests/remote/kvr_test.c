@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checksum.h"
+#include "check.h"
 #include "proto.h"
 #include "remote.h"
 #include "remote_rdma.h"
@@ -174,17 +174,26 @@ static int open_tier(const char *peers, size_t bb, kv_hash root, const char *aut
 	return kv_remote_tier_open_opts(&o, t);
 }
 
+/* The one check value of a geom_for(bb) block (1 layer) stored under h. */
+static uint64_t check1(kv_hash h, const void *p, size_t bb)
+{
+	struct kv_check_shape sh = { 1, bb };
+	return kv_check_layer(&sh, h, 0, p);
+}
+
 /* Write blocks [0..n) of data (bb each) under h[]; returns how many stored. */
 static int store_all(struct kv_tier_ops *t, const kv_hash *h, uint8_t *data, size_t n, size_t bb)
 {
 	struct kv_tier_io io[256];
+	uint64_t chk[256];
 	int stored = 0;
 	for (size_t off = 0; off < n; off += 256) {
 		size_t c = n - off < 256 ? n - off : 256;
 		for (size_t k = 0; k < c; k++) {
 			io[k].h = h[off + k];
 			io[k].buf = data + (off + k) * bb;
-			io[k].csum = kv_csum64(io[k].buf, bb);
+			chk[k] = check1(io[k].h, io[k].buf, bb);
+			io[k].check = &chk[k];
 			io[k].res = 1;
 		}
 		int r = t->write(t->ctx, io, c);
@@ -198,13 +207,14 @@ static int store_all(struct kv_tier_ops *t, const kv_hash *h, uint8_t *data, siz
 static int load_all(struct kv_tier_ops *t, const kv_hash *h, uint8_t *out, size_t n, size_t bb, int32_t *res)
 {
 	struct kv_tier_io io[256];
+	uint64_t chk[256];
 	int got = 0;
 	for (size_t off = 0; off < n; off += 256) {
 		size_t c = n - off < 256 ? n - off : 256;
 		for (size_t k = 0; k < c; k++) {
 			io[k].h = h[off + k];
 			io[k].buf = out + (off + k) * bb;
-			io[k].csum = 0;
+			io[k].check = &chk[k];
 			io[k].res = 1;
 		}
 		int r = t->read(t->ctx, io, c);
@@ -544,7 +554,7 @@ static bool sent_and_closed(int port, const void *p, size_t len, bool half)
 
 static size_t hello_frame(uint8_t *b, size_t bb, kv_hash root)
 {
-	struct kvp_hello h = { .ver_min = 1, .ver_max = 1, .geom = geom_for(bb), .ns_root = root,
+	struct kvp_hello h = { .ver_min = KVP_VERSION, .ver_max = KVP_VERSION, .geom = geom_for(bb), .ns_root = root,
 			       .block_bytes = (uint32_t)bb };
 	strcpy(h.name, "raw");
 	size_t n = kvp_hello_encode(b + KVP_HDR_BYTES, &h);
@@ -796,6 +806,84 @@ static int t_rdma_lease(const char *dev)
 	return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ hostile */
+
+/*
+ * A server that answers for the wrong block (kvr_hostile --fault MODE) must
+ * never get a client to accept those bytes: each load is a miss, counted in
+ * verify_failures, and the client's buffer is never reported loaded. Mode 0
+ * (the same binary, honest) shows that the loads themselves work. With dev,
+ * over RDMA (LEASE answers, one-sided READs); else over TCP (GET answers).
+ */
+static int t_hostile(int mode, const char *dev)
+{
+	const size_t bb = 65536, n = 48;
+	struct server s;
+	char mstr[8], pool[32], bbs[32];
+	snprintf(mstr, sizeof(mstr), "%d", mode);
+	snprintf(pool, sizeof(pool), "%zu", bb * 4 * n);
+	snprintf(bbs, sizeof(bbs), "%zu", bb);
+	if (server_start(&s, 0, pool, bbs, "-q", "--fault", mstr, dev ? "--rdma-dev" : NULL, dev, NULL)) {
+		fprintf(stderr, "FAIL cannot start kvr_hostile --fault %d\n", mode);
+		return 1;
+	}
+	char peers[64];
+	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	uint8_t *cp = slots(3 * n, bb);
+	if (!cp)
+		return 1;
+	struct kv_tier_pool tp = { .addr = cp, .len = 3 * n * bb, .slot_bytes = bb, .block_bytes = bb };
+	struct kv_remote_opts o = { .peers = peers, .geom = geom_for(bb), .pool = &tp,
+				    .timeout_ms = 20000, .rdma_dev = dev, .name = "kvr_hostile",
+				    .flags = dev ? 0 : KV_REMOTE_NO_RDMA };
+	struct kv_tier_ops a, b;
+	kv_hash *h = calloc(n, sizeof(*h)), *hb = calloc(n, sizeof(*hb));
+	int32_t *res = calloc(n, sizeof(*res));
+	o.ns_root = (kv_hash){ rnd(), rnd() };
+	CHECK(kv_remote_tier_open_opts(&o, &a) == 0, "open");
+	for (size_t i = 0; i < n; i++) {
+		h[i] = (kv_hash){ rnd(), rnd() };
+		hb[i] = (kv_hash){ rnd(), rnd() };
+	}
+	/* Mode 3 needs blocks of another namespace on the server: same geometry, another root. */
+	o.ns_root = (kv_hash){ rnd(), rnd() };
+	CHECK(kv_remote_tier_open_opts(&o, &b) == 0, "open the other namespace");
+	fill_rand(cp, 2 * n * bb);
+	CHECK(store_all(&b, hb, cp + n * bb, n, bb) == (int)n, "store (other namespace)");
+	CHECK(store_all(&a, h, cp, n, bb) == (int)n, "store");
+	uint8_t *out = cp + 2 * n * bb;
+	memset(out, 0xee, n * bb);
+	int got = load_all(&a, h, out, n, bb, res);
+	struct kv_tier_stats ts = { 0 };
+	a.stats(a.ctx, &ts);
+	if (mode == 0) {
+		CHECK(got == (int)n && !memcmp(out, cp, n * bb), "honest: loaded %d of %zu", got, n);
+		CHECK(ts.verify_failures == 0, "honest: %llu verify failures",
+		      (unsigned long long)ts.verify_failures);
+	} else {
+		CHECK(got == 0, "mode %d: %d wrong blocks accepted", mode, got);
+		for (size_t i = 0; i < n; i++)
+			CHECK(res[i] == -EBADMSG, "mode %d: block %zu res %d, want -EBADMSG", mode, i, res[i]);
+		CHECK(ts.verify_failures == n, "mode %d: verify_failures %llu of %zu", mode,
+		      (unsigned long long)ts.verify_failures, n);
+		CHECK(ts.hits == 0, "mode %d: %llu hits", mode, (unsigned long long)ts.hits);
+	}
+	if (dev)
+		CHECK(kv_remote_rdma_blocks(&a) >= n, "over RDMA: %llu blocks",
+		      (unsigned long long)kv_remote_rdma_blocks(&a));
+	printf("hostile mode %d%s: %d of %zu loads accepted, %llu verify failures\n", mode,
+	       dev ? " (rdma)" : "", got, n, (unsigned long long)ts.verify_failures);
+	a.close(a.ctx);
+	b.close(b.ctx);
+	CHECK(server_alive(&s), "server died");
+	server_kill(&s, SIGTERM);
+	free(h);
+	free(hb);
+	free(res);
+	munmap(cp, 3 * n * bb);
+	return failures ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ bench */
 
 static int t_bench(double secs, size_t bb, size_t batch)
@@ -822,18 +910,21 @@ static int t_bench(double secs, size_t bb, size_t batch)
 	uint8_t *buf = slots(batch, bb);
 	fill_rand(buf, batch * bb);
 	struct kv_tier_io *io = calloc(batch, sizeof(*io));
-	/* The tier is handed each block's checksum (libkv computes it when it
-	 * packs the block): the slots do not change, so compute them once. */
-	uint64_t *csum = calloc(batch, sizeof(*csum));
-	for (size_t k = 0; k < batch; k++)
-		csum[k] = kv_csum64(buf + k * bb, bb);
+	/*
+	 * The tier is handed each block's check values (libkv makes them when
+	 * it packs the block, a cost the host table measures) and the server
+	 * stores them as sent: the timed stores send placeholders, and the
+	 * batch loaded afterwards is stored, untimed, with its real values.
+	 */
+	struct kv_check_shape sh = kv_check_shape_of(&o.geom);
+	uint64_t *chk = calloc(batch * sh.layers, sizeof(*chk));
 	/* Store: fresh names each batch (the server evicts LRU when full). */
 	uint64_t t0 = now_ms(), bytes = 0, seq = 1;
 	while (now_ms() - t0 < secs * 1000) {
 		for (size_t k = 0; k < batch; k++) {
 			io[k].h = (kv_hash){ seq++, root.lo };
 			io[k].buf = buf + k * bb;
-			io[k].csum = csum[k];
+			io[k].check = chk + k * sh.layers;
 		}
 		int r = t.write(t.ctx, io, batch);
 		if (r != (int)batch) {
@@ -843,8 +934,18 @@ static int t_bench(double secs, size_t bb, size_t batch)
 		bytes += batch * bb;
 	}
 	double store = bytes / ((now_ms() - t0) / 1000.0) / 1e9;
-	/* Load: the last batch stored, over and over (checksums verified each time). */
-	uint64_t last = seq - batch;
+	uint64_t last = seq;
+	for (size_t k = 0; k < batch; k++) {
+		io[k].h = (kv_hash){ seq++, root.lo };
+		io[k].buf = buf + k * bb;
+		io[k].check = chk + k * sh.layers;
+		kv_check_block(&sh, io[k].h, io[k].buf, io[k].check);
+	}
+	if (t.write(t.ctx, io, batch) != (int)batch) {
+		fprintf(stderr, "store failed\n");
+		return 1;
+	}
+	/* Load: that batch, over and over (check values verified each time). */
 	t0 = now_ms();
 	bytes = 0;
 	while (now_ms() - t0 < secs * 1000) {
@@ -862,7 +963,7 @@ static int t_bench(double secs, size_t bb, size_t batch)
 	double load = bytes / ((now_ms() - t0) / 1000.0) / 1e9;
 	printf("store_GBps %.3f load_GBps %.3f\n", store, load);
 	free(io);
-	free(csum);
+	free(chk);
 	t.close(t.ctx);
 	server_kill(&s, SIGTERM);
 	return 0;
@@ -967,7 +1068,7 @@ static size_t batch(uint8_t *b, uint16_t op, uint64_t id, const kv_hash *h, size
 	for (size_t i = 0; i < n; i++) {
 		kvp_put_hash(m + 8 + i * e, h[i]);
 		if (csum)
-			kvp_put64(m + 8 + i * e + 16, data ? kv_csum64(data + i * bb, bb) : 42);
+			kvp_put64(m + 8 + i * e + 16, data ? check1(h[i], data + i * bb, bb) : 42);
 	}
 	if (data) {
 		memcpy(m + len, data, n * bb);
@@ -1004,7 +1105,7 @@ static int t_corpus(const char *dir)
 	n += batch(b + n, KVP_OP_LOOKUP, 5, h, 3, false, NULL, bb);
 	put_file(dir, "hello-lookup-put-get", b, n);
 
-	struct kvp_hello hl = { .ver_min = 1, .ver_max = 1, .flags = KVP_HELLO_ADMIN };
+	struct kvp_hello hl = { .ver_min = KVP_VERSION, .ver_max = KVP_VERSION, .flags = KVP_HELLO_ADMIN };
 	strcpy(hl.name, "status");
 	uint8_t m[128];
 	size_t ml = kvp_hello_encode(m, &hl);
@@ -1048,7 +1149,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "corpus"))
 		return t_corpus(argv[2]);
 	if (argc < 3) {
-		fprintf(stderr, "usage: kvr_test loopback|security|malformed|rdma|rdma_lease|bench SERVE_BIN [ARGS]\n");
+		fprintf(stderr, "usage: kvr_test loopback|security|malformed|rdma|rdma_lease|hostile|bench SERVE_BIN [ARGS]\n");
 		return 2;
 	}
 	serve_bin = argv[2];
@@ -1067,6 +1168,8 @@ int main(int argc, char **argv)
 			      argc > 5 ? strtoul(argv[5], NULL, 0) : 4, argc > 6 ? atof(argv[6]) : 0);
 	if (!strcmp(argv[1], "rdma_lease") && argc > 3)
 		return t_rdma_lease(argv[3]);
+	if (!strcmp(argv[1], "hostile") && argc > 3)
+		return t_hostile(atoi(argv[3]), argc > 4 ? argv[4] : NULL);
 	if (!strcmp(argv[1], "bench"))
 		return t_bench(argc > 3 ? atof(argv[3]) : 3.0, 1u << 20, argc > 4 ? (size_t)atoi(argv[4]) : 32);
 	fprintf(stderr, "unknown test %s\n", argv[1]);

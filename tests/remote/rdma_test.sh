@@ -15,7 +15,7 @@ B=${KV_BUILD:-$src/build}/tests/remote
 secs=${KV_RDMA_SECONDS:-5}
 batch=${KV_RDMA_BATCH:-64}   # 1 MiB blocks per batch in the throughput runs
 rounds=${KV_RDMA_ROUNDS:-1}  # interleaved perftest/ours rounds
-[ -x "$B/kvr_test" ] || { echo "not ok build: $B/kvr_test not built"; exit 1; }
+[ -x "$B/kvr_test" ] && [ -x "$B/kvr_hostile" ] || { echo "not ok build: $B/kvr_test or kvr_hostile not built"; exit 1; }
 [ -d "/sys/class/infiniband/$dev" ] || { echo "skip device: no RDMA device $dev"; exit 77; }
 ulimit -l unlimited 2>/dev/null
 tmp=$(mktemp -d)
@@ -56,6 +56,17 @@ if TMPDIR=$tmp timeout 120 "$B/kvr_test" rdma_lease "$B/kvr_serve" "$dev" >"$tmp
 else
 	echo "not ok lease_expiry: per-lease expiry"; sed 's/^/#   /' "$tmp/lease.log" | tail -n 20; fail=1
 fi
+# 3b. A server that leases the wrong slot (another block's bytes and check
+# values; the right values with another block's bytes; another namespace's
+# block): every RDMA READ it points to fails verification, none is accepted.
+for mode in 0 1 2 3; do
+	if TMPDIR=$tmp timeout 120 "$B/kvr_test" hostile "$B/kvr_hostile" $mode "$dev" >"$tmp/hostile$mode.log" 2>&1; then
+		echo "ok wrong_slot_$mode: $(grep '^hostile mode' "$tmp/hostile$mode.log")"
+	else
+		echo "not ok wrong_slot_$mode: hostile RDMA server, mode $mode"
+		sed 's/^/#   /' "$tmp/hostile$mode.log" | tail -n 20; fail=1
+	fi
+done
 
 # 4. Throughput against perftest with the same message size (1 MiB), runs of
 # about the same length. Emulated rxe speed drifts by 20-30% within a VM run, so the

@@ -10,6 +10,7 @@ REMOTE_DIR := $(BUILD)/tests/remote
 REMOTE_SERVE := $(REMOTE_DIR)/kvr_serve
 REMOTE_TEST := $(REMOTE_DIR)/kvr_test
 REMOTE_FUZZ := $(REMOTE_DIR)/kvr_fuzz
+REMOTE_HOSTILE := $(REMOTE_DIR)/kvr_hostile
 
 $(REMOTE_SERVE): $(BUILD)/obj/tests/remote/kvr_serve.o $(BUILD)/obj/tools/kvctl/cmd_serve.o $(BUILD)/obj/tools/kvctl/util.o $(LIBKV_A)
 	@mkdir -p $(dir $@)
@@ -19,13 +20,24 @@ $(REMOTE_TEST): $(BUILD)/obj/tests/remote/kvr_test.o $(LIBKV_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(KV_LDFLAGS) -o $@ $^ $(KV_LDLIBS)
 
+# The hostile server: server.c again, with the test-only fault modes (KVS_FAULTS).
+# Its own server object comes first, so the archive's honest server.o is not pulled in.
+$(BUILD)/obj/tests/remote/server_faults.o: libkv/src/server.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KV_CFLAGS) -DKVS_FAULTS -MMD -MP -c $< -o $@
+
+$(REMOTE_HOSTILE): $(BUILD)/obj/tests/remote/kvr_hostile.o $(BUILD)/obj/tests/remote/server_faults.o $(BUILD)/obj/tools/kvctl/cmd_serve.o $(BUILD)/obj/tools/kvctl/util.o $(LIBKV_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(KV_LDFLAGS) -o $@ $^ $(KV_LDLIBS)
+
 $(BUILD)/obj/tests/remote/%.o: KV_CFLAGS += -Itools/kvctl
 
-ALL_TARGETS += $(REMOTE_SERVE) $(REMOTE_TEST)
+ALL_TARGETS += $(REMOTE_SERVE) $(REMOTE_TEST) $(REMOTE_HOSTILE)
 TESTS += $(sort $(wildcard tests/remote/test_*.sh))
 BENCH_CMDS += && tests/remote/bench_remote.sh
 
--include $(BUILD)/obj/tests/remote/kvr_serve.d $(BUILD)/obj/tests/remote/kvr_test.d
+-include $(BUILD)/obj/tests/remote/kvr_serve.d $(BUILD)/obj/tests/remote/kvr_test.d \
+	$(BUILD)/obj/tests/remote/kvr_hostile.d $(BUILD)/obj/tests/remote/server_faults.d
 
 # libFuzzer harness: built with clang when it can link -fsanitize=fuzzer
 # (not under SANITIZE=1: gcc's ASan objects and clang's runtime do not mix).

@@ -61,7 +61,7 @@ int main(void)
 	for (int i = 0; i < HDR_FLIPS; i++) {
 		uint64_t s = t_range(0, NAMES - 1);
 
-		flip(fd, sb.table_off + s * sizeof(struct kv_disk_header) + t_range(0, 63));
+		flip(fd, sb.table_off + s * sb.header_bytes + t_range(0, sb.header_bytes - 1));
 		bad_slots[nbad++] = s;
 	}
 	close(fd);

@@ -49,33 +49,46 @@ static void t_layout(void)
 	uint8_t p8[8];
 	size_t meta, data;
 
-	CHECK_EQ(kvp_req_layout(KVP_OP_HELLO, KVP_HELLO_BYTES, NULL, 4096, &meta, &data), 0);
+	CHECK_EQ(kvp_req_layout(KVP_OP_HELLO, KVP_HELLO_BYTES, NULL, 4096, 1, &meta, &data), 0);
 	CHECK_EQ(meta, KVP_HELLO_BYTES);
-	CHECK_EQ(kvp_req_layout(KVP_OP_HELLO, KVP_HELLO_BYTES + 1, NULL, 4096, &meta, &data), -EPROTO);
-	CHECK_EQ(kvp_req_layout(KVP_OP_STATS, 1, NULL, 4096, &meta, &data), -EPROTO);
-	CHECK_EQ(kvp_req_layout(KVP_OP_AUTH, KVP_MAC_BYTES, NULL, 4096, &meta, &data), 0);
-	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 7, NULL, 4096, &meta, &data), -EPROTO);
-	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16 * 3, NULL, 4096, &meta, &data), 1);
+	CHECK_EQ(kvp_req_layout(KVP_OP_HELLO, KVP_HELLO_BYTES + 1, NULL, 4096, 1, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_STATS, 1, NULL, 4096, 1, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_AUTH, KVP_MAC_BYTES, NULL, 4096, 1, &meta, &data), 0);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 7, NULL, 4096, 1, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16 * 3, NULL, 4096, 1, &meta, &data), 1);
 	kvp_batch_encode(p8, 3);
-	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16 * 3, p8, 4096, &meta, &data), 0);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16 * 3, p8, 4096, 1, &meta, &data), 0);
 	CHECK_EQ(meta, 8 + 16 * 3);
 	CHECK_EQ(data, 0);
-	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16 * 4, p8, 4096, &meta, &data), -EPROTO);
-	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 24 * 3 + 3 * 4096, p8, 4096, &meta, &data), 0);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16 * 4, p8, 4096, 1, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 24 * 3 + 3 * 4096, p8, 4096, 1, &meta, &data), 0);
 	CHECK_EQ(meta, 8 + 24 * 3);
 	CHECK_EQ(data, 3 * 4096);
-	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 24 * 3 + 2 * 4096, p8, 4096, &meta, &data), -EPROTO);
-	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 24 * 3 + 3 * 4096 + 1, p8, 4096, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 24 * 3 + 2 * 4096, p8, 4096, 1, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 24 * 3 + 3 * 4096 + 1, p8, 4096, 1, &meta, &data), -EPROTO);
 	kvp_batch_encode(p8, 0);
-	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8, p8, 4096, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8, p8, 4096, 1, &meta, &data), -EPROTO);
 	kvp_batch_encode(p8, KVP_MAX_BATCH + 1);
-	CHECK_EQ(kvp_req_layout(KVP_OP_LOOKUP, 8 + 16 * (KVP_MAX_BATCH + 1), p8, 4096, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_LOOKUP, 8 + 16 * (KVP_MAX_BATCH + 1), p8, 4096, 1, &meta, &data), -EPROTO);
 	kvp_batch_encode(p8, 1);
 	p8[4] = 1;   /* reserved word */
-	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16, p8, 4096, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GET, 8 + 16, p8, 4096, 1, &meta, &data), -EPROTO);
 	/* n * block_bytes that would overflow 32 bits is still refused exactly. */
 	kvp_batch_encode(p8, 4096);
-	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 0xfffffff0u, p8, 1u << 20, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 0xfffffff0u, p8, 1u << 20, 1, &meta, &data), -EPROTO);
+	/* Version 2: one check value per layer; none can be sized before HELLO. */
+	kvp_batch_encode(p8, 3);
+	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 40 * 3 + 3 * 4096, p8, 4096, 3, &meta, &data), 0);
+	CHECK_EQ(meta, 8 + 40 * 3);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GRANT, 8 + 40 * 3, p8, 4096, 3, &meta, &data), 0);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GRANT, 8 + 24 * 3, p8, 4096, 3, &meta, &data), -EPROTO);
+	CHECK_EQ(kvp_req_layout(KVP_OP_PUT, 8 + 16 * 3 + 3 * 4096, p8, 4096, 0, &meta, &data), -EPROTO);
+	/* Metadata beyond KVP_MAX_META is refused before anything is allocated. */
+	kvp_batch_encode(p8, 4096);
+	CHECK_EQ(kvp_req_layout(KVP_OP_GRANT, 8 + 4096 * (size_t)KVP_ENT_PUT(64), p8, 4096, 64,
+				&meta, &data), -EPROTO);
+	CHECK_EQ(kvp_batch_max(KVP_ENT_PUT(64)), (KVP_MAX_META - 8) / KVP_ENT_PUT(64));
+	CHECK_EQ(kvp_batch_max(KVP_ENT_HASH), KVP_MAX_BATCH);
 }
 
 static void t_hello(void)
@@ -127,7 +140,7 @@ static void t_hello(void)
 	kvp_hello_encode(b, &adm);
 	CHECK_EQ(kvp_hello_decode(b, sizeof(b), &d), 0);
 
-	struct kvp_hello_reply r = { .version = 1, .flags = KVP_SRV_AUTH, .capacity = 77,
+	struct kvp_hello_reply r = { .version = KVP_VERSION, .flags = KVP_SRV_AUTH, .capacity = 77,
 				     .max_batch = 64, .max_data = 1 << 20 }, rd;
 	uint8_t rb[KVP_HELLO_REPLY_BYTES];
 	memset(r.nonce, 0x5a, sizeof(r.nonce));
