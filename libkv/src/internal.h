@@ -41,6 +41,8 @@ struct kv {
 
 	/* lock: index, pool, stats. Never held across a copy or a wait. */
 	pthread_mutex_t lock;
+	/* Broadcast (under lock) whenever a PENDING host copy becomes READY or goes. */
+	pthread_cond_t pend_cv;
 	struct kv_index ix;
 	struct kv_pool pool;
 	struct kv_stats st;
@@ -105,6 +107,17 @@ int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t);
  * (kv_close, after the workers stopped: a restart finds them on disk).
  */
 void kv_host_flush(struct kv *kv);
+
+/*
+ * Where the blocks of h[0..m) that host memory lacks are: from the first
+ * entry of tier[] that is KV_TIER_NONE on, ask the lower tiers best first,
+ * each only about the blocks no better tier holds, and set tier[i] to the
+ * level found (which[i], if which is not NULL, to that tier's index in
+ * kv->lower). Entries already set are left alone: a host hit costs no
+ * message and no disk read. Called without kv->lock.
+ */
+void kv_lower_locate(struct kv *kv, const kv_hash *h, uint32_t m, uint8_t *tier,
+		     uint8_t *which);
 
 /* Free a host slot for a new block, evicting the LRU block if need be. Caller holds kv->lock. */
 uint32_t kv_host_slot_get(struct kv *kv);

@@ -208,6 +208,7 @@ static int open_current(const struct kv_config *cfg, struct kv **out)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&kv->ccond, &ca);
+	pthread_cond_init(&kv->pend_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
 	ret = kv_pool_init(&kv->pool, cfg->host_bytes, kv->block_bytes, cfg->flags);
@@ -354,6 +355,7 @@ KV_EXPORT void kv_close(struct kv *kv)
 	pthread_mutex_destroy(&kv->clock);
 	pthread_cond_destroy(&kv->qcond);
 	pthread_cond_destroy(&kv->ccond);
+	pthread_cond_destroy(&kv->pend_cv);
 	free(kv);
 }
 
@@ -405,7 +407,7 @@ err_free:
 
 KV_EXPORT int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out)
 {
-	uint8_t tiers[KV_CHUNK], present[KV_CHUNK];
+	uint8_t tiers[KV_CHUNK];
 	size_t found = 0;
 
 	if (!kv || !h || n > INT32_MAX)
@@ -413,7 +415,7 @@ KV_EXPORT int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier
 	while (found < n) {
 		size_t m = n - found < KV_CHUNK ? n - found : KV_CHUNK, k = 0;
 
-		/* Host copies under the lock; lower tiers (their own locks) without it. */
+		/* Host memory first, under the lock; the tiers below only about what it lacks. */
 		pthread_mutex_lock(&kv->lock);
 		for (; k < m; k++) {
 			struct kv_entry *e = kv_index_find(&kv->ix, h[found + k]);
@@ -421,13 +423,7 @@ KV_EXPORT int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier
 			tiers[k] = (uint8_t)(e ? kv_entry_best_tier(e) : KV_TIER_NONE);
 		}
 		pthread_mutex_unlock(&kv->lock);
-		for (unsigned t = 0; t < kv->nlower; t++) {
-			if (kv->lower[t].lookup(kv->lower[t].ctx, h + found, m, present))
-				continue;
-			for (k = 0; k < m; k++)
-				if (tiers[k] == KV_TIER_NONE && present[k])
-					tiers[k] = (uint8_t)kv->lower[t].level;
-		}
+		kv_lower_locate(kv, h + found, (uint32_t)m, tiers, NULL);
 		for (k = 0; k < m && tiers[k] != KV_TIER_NONE; k++)
 			if (tier_out)
 				tier_out[found + k] = tiers[k];

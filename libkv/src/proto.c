@@ -37,6 +37,7 @@ const char *const kvp_stat_names[KVP_ST_COUNT] = {
 	[KVP_ST_PROVIDER] = "provider",
 	[KVP_ST_RDMA] = "rdma",
 	[KVP_ST_UPTIME_MS] = "uptime_ms",
+	[KVP_ST_REQUESTS] = "requests",
 };
 
 static const char *const op_names[KVP_OP_MAX + 1] = {

@@ -949,6 +949,8 @@ static int do_rdma(struct kvs *s, struct conn *c)
 /* A whole request (header + metadata) is in: act on it. Returns 0 or -errno to close. */
 static int dispatch(struct kvs *s, struct conn *c)
 {
+	if (c->hdr.op != KVP_OP_STATS && c->hdr.op != KVP_OP_HELLO && c->hdr.op != KVP_OP_AUTH)
+		s->st[KVP_ST_REQUESTS]++;
 	switch (c->hdr.op) {
 	case KVP_OP_HELLO:
 		return do_hello(s, c);
@@ -1065,6 +1067,7 @@ static int conn_read(struct kvs *s, struct conn *c)
 				continue;
 			}
 			if (c->hdr.op == KVP_OP_PUT) {
+				s->st[KVP_ST_REQUESTS]++;
 				int err = put_begin(s, c);
 				if (err)
 					return err;

@@ -16,15 +16,17 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#define PENDING_WAIT_US 50       /* poll interval for a block another worker is filling */
-#define PENDING_WAIT_MAX 100000  /* ~5 s, then it counts as a miss */
+#define PENDING_WAIT_NS (5 * 1000000000ll) /* a block another worker fills: then a miss */
 
 static void host_copy_drop(struct kv *kv, struct kv_entry *e)
 {
+	if (e->state[KV_TIER_HOST] == KV_COPY_PENDING)
+		pthread_cond_broadcast(&kv->pend_cv);
 	kv_lru_remove(&kv->ix, KV_TIER_HOST, e);
 	kv_pool_put(&kv->pool, e->slot[KV_TIER_HOST]);
 	e->slot[KV_TIER_HOST] = KV_SLOT_NONE;
@@ -217,6 +219,8 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 			}
 			entry_unref(kv, e);
 		}
+		if (k)
+			pthread_cond_broadcast(&kv->pend_cv);
 		if (rc)
 			ts->failures++;
 		pthread_mutex_unlock(&kv->lock);
@@ -259,10 +263,52 @@ static void promote_read(struct kv *kv, struct kv_entry *const *ents, const uint
 	}
 }
 
+void kv_lower_locate(struct kv *kv, const kv_hash *h, uint32_t m, uint8_t *tier,
+		     uint8_t *which)
+{
+	uint32_t first = 0;
+
+	while (first < m && tier[first] != KV_TIER_NONE)
+		first++;
+	for (unsigned t = 0; t < kv->nlower && first < m; t++) {
+		kv_hash ask[KV_CHUNK];
+		uint32_t map[KV_CHUNK], q = 0;
+		uint8_t present[KV_CHUNK];
+
+		for (uint32_t i = first; i < m; i++)
+			if (tier[i] == KV_TIER_NONE) {
+				ask[q] = h[i];
+				map[q++] = i;
+			}
+		if (!q)
+			break;
+		if (kv->lower[t].lookup(kv->lower[t].ctx, ask, q, present))
+			continue; /* a tier that cannot answer holds nothing for now */
+		for (uint32_t j = 0; j < q; j++)
+			if (present[j]) {
+				tier[map[j]] = (uint8_t)kv->lower[t].level;
+				if (which)
+					which[map[j]] = (uint8_t)t;
+			}
+	}
+}
+
+static struct timespec deadline_after(long long ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns += ts.tv_nsec;
+	ts.tv_sec += ns / 1000000000ll;
+	ts.tv_nsec = ns % 1000000000ll;
+	return ts;
+}
+
 /*
  * A load (unpack into the engine) or a prefetch (stop in host memory). Each
- * chunk: find which blocks are below (lower tiers' lookup, no kv->lock),
- * write back room for them, then under kv->lock reference host copies and
+ * chunk: see which blocks host memory holds, ask the lower tiers (no
+ * kv->lock) only about the others, write back room for them, then under
+ * kv->lock reference host copies and
  * reserve slots for promotions; without it read the promotions, verify host
  * copies if asked, unpack; publish under the lock.
  */
@@ -274,8 +320,10 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	void *src[KV_CHUNK];
 	uint64_t *check[KV_CHUNK];
 	int res[KV_CHUNK];
-	uint8_t kind[KV_CHUNK], which[KV_CHUNK], below[KV_CHUNK];
-	uint32_t done = 0, waits = 0;
+	uint8_t kind[KV_CHUNK], which[KV_CHUNK], below[KV_CHUNK], where[KV_CHUNK];
+	uint32_t done = 0, reprobe = 0;
+	bool waited = false;
+	struct timespec wait_until = { 0, 0 };
 	int err = 0;
 
 	for (uint32_t start = 0; start < r->n && !err;) {
@@ -284,16 +332,25 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 		bool wait = false;
 		int rc = 0;
 
-		/* Which of the chunk the lower tiers hold (best first). */
-		memset(below, 0xff, m);
-		for (unsigned t = kv->nlower; t-- > 0;) {
-			uint8_t present[KV_CHUNK];
+		/*
+		 * Host memory first (PENDING copies count: they are waited for);
+		 * the lower tiers are asked only about the rest, best first. A
+		 * block evicted between here and the lock below is a miss.
+		 */
+		{
+			uint8_t *tier = where; /* each block's tier when the chunk began */
 
-			if (kv->lower[t].lookup(kv->lower[t].ctx, r->h + start, m, present))
-				continue;
-			for (uint32_t i = 0; i < m; i++)
-				if (present[i])
-					below[i] = (uint8_t)t;
+			pthread_mutex_lock(&kv->lock);
+			for (uint32_t i = 0; i < m; i++) {
+				struct kv_entry *e = kv_index_find(&kv->ix, r->h[start + i]);
+				uint8_t st = e ? e->state[KV_TIER_HOST] : KV_COPY_EMPTY;
+
+				tier[i] = st == KV_COPY_READY || st == KV_COPY_PENDING ? KV_TIER_HOST
+										 : KV_TIER_NONE;
+			}
+			pthread_mutex_unlock(&kv->lock);
+			memset(below, 0xff, m);
+			kv_lower_locate(kv, r->h + start, m, tier, below);
 		}
 		for (uint32_t i = 0; i < m; i++)
 			npromote += below[i] != 0xff;
@@ -317,16 +374,34 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				k++;
 				continue;
 			}
-			if (st == KV_COPY_PENDING && !k && waits < PENDING_WAIT_MAX) {
-				wait = true; /* another worker is filling it: poll, lock dropped */
-				break;
-			}
-			if (st == KV_COPY_PENDING) {
-				if (waits >= PENDING_WAIT_MAX) {
+			if (st == KV_COPY_PENDING && !k) {
+				/* Another worker is filling it: sleep until it is published, bounded. */
+				if (!waited) {
+					waited = true;
+					wait_until = deadline_after(PENDING_WAIT_NS);
+				}
+				if (pthread_cond_timedwait(&kv->pend_cv, &kv->lock, &wait_until) ==
+				    ETIMEDOUT) {
 					ts->misses++;
 					err = -ENOENT;
+				} else {
+					wait = true; /* look at the chunk again */
 				}
+				break;
+			}
+			if (st == KV_COPY_PENDING)
 				break; /* ends the chunk; the next one starts here */
+			if (st == KV_COPY_EMPTY && where[i] == KV_TIER_HOST && reprobe < 3) {
+				/*
+				 * In host memory when the chunk began, so the tiers below
+				 * were not asked: gone since (evicted by another request,
+				 * or for this chunk's own promotions). End the chunk here;
+				 * the next one asks them.
+				 */
+				if (!k)
+					reprobe++;
+				wait = !k;
+				break;
 			}
 			ts->misses++;
 			if (st == KV_COPY_BAD || below[i] == 0xff) {
@@ -360,12 +435,10 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			k++;
 		}
 		pthread_mutex_unlock(&kv->lock);
-		if (wait) {
-			waits++;
-			usleep(PENDING_WAIT_US);
+		if (wait)
 			continue;
-		}
-		waits = 0;
+		waited = false;
+		reprobe = 0;
 
 		/* Promotions: read and verified by their tier. */
 		for (uint32_t j = 0; j < k; j++)
@@ -406,6 +479,8 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			ts->blocks++;
 			ts->bytes_in += kv->block_bytes;
 		}
+		if (npromote)
+			pthread_cond_broadcast(&kv->pend_cv);
 		if (good < k && !kind[good]) {
 			/* Rejected host copy: invisible from now on, freed with its last reader. */
 			ts->verify_failures++;

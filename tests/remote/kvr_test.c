@@ -806,6 +806,118 @@ static int t_rdma_lease(const char *dev)
 	return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ host first */
+
+/*
+ * Through kv.h with a disk tier and a peer configured: loads and lookups of
+ * blocks that are all in host memory send no request to the server and
+ * read nothing from disk. Then a block only the server has (stored by
+ * another client) is found and loaded: the tiers are still asked for what
+ * host memory lacks.
+ */
+static int t_host_first(void)
+{
+	const uint32_t nb = 64;
+	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
+	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
+	char bbs[32], peers[64], disk[300];
+	struct server s;
+	snprintf(bbs, sizeof(bbs), "%zu", bb);
+	if (server_start(&s, 0, "16M", bbs, "-q", NULL)) {
+		fprintf(stderr, "FAIL cannot start a server\n");
+		return 1;
+	}
+	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	snprintf(disk, sizeof(disk), "%s/hostfirst.%d.disk", tmpdir, getpid());
+	unlink(disk);
+	kv_hash root = { rnd(), rnd() };
+	struct kv_config cfg = { .geometry = g, .host_bytes = slot * 4 * nb, .disk_path = disk,
+				 .disk_bytes = 32u << 20, .peers = peers, .ns_root = root,
+				 .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA, .workers = 2 };
+	struct kv *kv;
+	CHECK(kv_open(&cfg, &kv) == 0, "kv_open");
+	/* The engine cache: 2 layers of nb blocks, vLLM NHD. */
+	size_t layer_bytes = 2 * (size_t)nb * (bb / 2 / g.layers);
+	uint8_t *eng = calloc(g.layers, layer_bytes);
+	void *layers[2] = { eng, eng + layer_bytes };
+	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
+				      .num_blocks = nb, .layers = layers };
+	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	kv_hash h[64];
+	uint32_t blk[64];
+	for (uint32_t i = 0; i < nb; i++) {
+		h[i] = (kv_hash){ rnd(), rnd() };
+		blk[i] = i;
+	}
+	fill_rand(eng, g.layers * layer_bytes);
+	struct kv_completion c;
+	CHECK(kv_store(kv, h, blk, nb, 1) == 0 && kv_wait(kv, &c, 1, 10000) == 1 && c.res == (int)nb,
+	      "store");
+	uint64_t before[KVP_ST_COUNT], after[KVP_ST_COUNT];
+	struct kv_stats st0, st1;
+	/* One lookup first so the connection (HELLO) is not what is counted. */
+	kv_hash absent = { rnd(), rnd() };
+	CHECK(kv_lookup(kv, &absent, 1, NULL) == 0, "absent block found");
+	CHECK(kv_remote_server_stats(peers, NULL, 2000, before, KVP_ST_COUNT) > KVP_ST_REQUESTS,
+	      "server stats");
+	kv_stats(kv, &st0);
+	uint8_t tiers[64];
+	int looked = 0, loaded = 0;
+	for (int round = 0; round < 100; round++) {
+		looked += kv_lookup(kv, h, nb, tiers) == (int)nb && tiers[nb - 1] == KV_TIER_HOST;
+		if (kv_load(kv, h, blk, nb, 2) == 0 && kv_wait(kv, &c, 1, 10000) == 1 && c.res == (int)nb)
+			loaded++;
+	}
+	kv_stats(kv, &st1);
+	CHECK(kv_remote_server_stats(peers, NULL, 2000, after, KVP_ST_COUNT) > KVP_ST_REQUESTS,
+	      "server stats");
+	CHECK(looked == 100 && loaded == 100, "host hits: %d lookups, %d loads of 100", looked, loaded);
+	CHECK(after[KVP_ST_REQUESTS] == before[KVP_ST_REQUESTS],
+	      "%llu requests reached the server for host hits",
+	      (unsigned long long)(after[KVP_ST_REQUESTS] - before[KVP_ST_REQUESTS]));
+	struct kv_tier_stats *d0 = &st0.tier[KV_TIER_DISK], *d1 = &st1.tier[KV_TIER_DISK];
+	CHECK(d1->hits == d0->hits && d1->misses == d0->misses && d1->bytes_out == d0->bytes_out &&
+	      d1->failures == d0->failures, "the disk tier was read for host hits");
+	printf("host first: 100 lookups + 100 loads of %u host blocks: %llu server requests, "
+	       "%llu disk reads\n", nb,
+	       (unsigned long long)(after[KVP_ST_REQUESTS] - before[KVP_ST_REQUESTS]),
+	       (unsigned long long)(d1->hits + d1->misses - d0->hits - d0->misses));
+
+	/* What host memory lacks is still asked for: a block only the server holds. */
+	struct kv_tier_ops t;
+	struct kv_remote_opts o = { .peers = peers, .geom = g, .ns_root = root, .timeout_ms = 2000,
+				    .name = "kvr_test", .flags = KV_REMOTE_NO_RDMA };
+	CHECK(kv_remote_tier_open_opts(&o, &t) == 0, "second client");
+	uint8_t *buf = slots(1, slot);
+	fill_rand(buf, bb);
+	kv_hash only = { rnd(), rnd() };
+	struct kv_tier_io io = { .h = only, .buf = buf };
+	uint64_t chk[2];
+	struct kv_check_shape sh = kv_check_shape_of(&g);
+	kv_check_block(&sh, only, buf, chk);
+	io.check = chk;
+	CHECK(t.write(t.ctx, &io, 1) == 1, "remote store");
+	t.close(t.ctx);
+	kv_hash two[2] = { h[0], only };
+	CHECK(kv_lookup(kv, two, 2, tiers) == 2 && tiers[0] == KV_TIER_HOST && tiers[1] == KV_TIER_REMOTE,
+	      "lookup of host + remote: tiers %u %u", tiers[0], tiers[1]);
+	uint32_t b2[2] = { 0, 1 };
+	CHECK(kv_load(kv, two, b2, 2, 3) == 0 && kv_wait(kv, &c, 1, 10000) == 1 && c.res == 2,
+	      "load of host + remote: res %d err %d", c.res, c.err);
+	/* Engine block 1 now holds the remote block: its K and V planes of both layers. */
+	size_t P = bb / 2 / g.layers;
+	for (uint32_t l = 0; l < g.layers; l++)
+		for (uint32_t p = 0; p < 2; p++)
+			CHECK(!memcmp((uint8_t *)layers[l] + p * nb * P + P, buf + (2 * l + p) * P, P),
+			      "remote block's layer %u plane %u differs in the engine", l, p);
+	munmap(buf, slot);
+	kv_close(kv);
+	free(eng);
+	unlink(disk);
+	server_kill(&s, SIGTERM);
+	return failures ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ hostile */
 
 /*
@@ -1168,6 +1280,8 @@ int main(int argc, char **argv)
 			      argc > 5 ? strtoul(argv[5], NULL, 0) : 4, argc > 6 ? atof(argv[6]) : 0);
 	if (!strcmp(argv[1], "rdma_lease") && argc > 3)
 		return t_rdma_lease(argv[3]);
+	if (!strcmp(argv[1], "host_first"))
+		return t_host_first();
 	if (!strcmp(argv[1], "hostile") && argc > 3)
 		return t_hostile(atoi(argv[3]), argc > 4 ? argv[4] : NULL);
 	if (!strcmp(argv[1], "bench"))
