@@ -353,7 +353,10 @@ struct kv_stats {
 /* Snapshot the counters. Returns 0 or -EINVAL. */
 int kv_stats(struct kv *kv, struct kv_stats *st);
 
-/* Text for a negative errno (or 0). Never NULL. */
+/*
+ * Text for a negative errno (or 0). Any int is valid: a value that is not
+ * 0 or -1..-4095 gives "unknown error...". Never NULL.
+ */
 const char *kv_strerror(int err);
 
 /* Name of a tier ("host", ...) or "none". Never NULL. */
