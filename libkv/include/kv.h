@@ -153,14 +153,20 @@ enum kv_flags {
 struct kv_config {
 	struct kv_geometry geometry;
 	size_t host_bytes;        /* host pool size, rounded down to whole slots (a slot is
-				     block bytes rounded up to 4 KiB, for O_DIRECT/RDMA) */
-	const char *disk_path;    /* disk tier file or device; NULL: no disk tier */
-	size_t disk_bytes;        /* disk tier size */
-	const char *peers;        /* "host:port,host:port" memory servers; NULL: none */
+				     block bytes rounded up to 4 KiB, for O_DIRECT/RDMA);
+				     at least one slot */
+	const char *disk_path;    /* disk tier file or device; NULL: no disk tier; not "" */
+	size_t disk_bytes;        /* disk tier size (with disk_path): room for the superblock,
+				     the slot table and at least one slot (disk-format.md) */
+	const char *peers;        /* "host:port,host:port" memory servers; NULL: none. Each
+				     entry "host:port" or "[v6addr]:port" (leading spaces
+				     ignored), non-empty host, port 1..65535, at most 64
+				     entries, no empty entry ("a:1,,b:2", a trailing comma) */
 	uint32_t flags;           /* enum kv_flags */
-	uint32_t queue_depth;     /* max requests in flight; 0: 256 */
-	uint32_t workers;         /* copy/checksum threads; 0: one per core, max 8 */
-	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers */
+	uint32_t queue_depth;     /* max requests in flight; 0: 256, max 65536 */
+	uint32_t workers;         /* copy/checksum threads; 0: one per core up to 8; max 8 */
+	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers;
+				     required (not {0,0}) with peers */
 	/* Since 0.2 (fields only added at the end; 0 always means the default): */
 	uint32_t disk_queue_depth; /* disk I/Os in flight per worker; 0: 32, max 4096 */
 	uint32_t disk_batch;       /* disk I/Os prepared per io_uring submit; 0: disk_queue_depth */
@@ -178,6 +184,15 @@ struct kv_config {
 };
 
 /*
+ * kv_open refuses with -EINVAL, leaving nothing behind (no file created): a
+ * bad geometry, host_bytes under one slot, a field above its max, an unknown
+ * flag bit, KV_F_REQUIRE_KVMEM with KV_F_NO_KVMEM, disk_path "" or without
+ * disk_bytes, disk_bytes under one disk slot (no file is created), a bad
+ * peers list, peers with ns_root {0,0} (every server would refuse the
+ * session). The last two say why on stderr unless KV_F_QUIET. A tier's
+ * flags (KV_F_DISK_*, KV_F_REMOTE_*) without that tier are accepted and
+ * do nothing.
+ *
  * ABI: struct kv_config only grows at its end, and kv_open is versioned
  * (KV_0.1, KV_0.2, KV_0.3 in libkv.map): a program built against an older
  * kv.h calls the kv_open of its version, which reads only the fields that
@@ -204,16 +219,17 @@ struct kv;
  * start the workers. Returns 0 and sets *out, or -EINVAL (bad config),
  * -ENOMEM, -EPERM (KV_F_REQUIRE_PINNED and the memlock limit is too low),
  * -ENODEV (KV_F_REQUIRE_KVMEM and no module), -EOPNOTSUPP (peers: no remote
- * tier in this build). Disk tier errors (a line on stderr says which unless
- * KV_F_QUIET): -EMEDIUMTYPE (not a libkv disk tier, or another format
+ * tier in this build); the -EINVAL cases are listed after struct kv_config.
+ * Disk tier errors (a line on stderr says which unless KV_F_QUIET):
+ * -EMEDIUMTYPE (not a libkv disk tier, or another format
  * version), -EEXIST (written for another geometry, size or namespace),
  * -EUCLEAN (truncated, or corrupt superblock) -- the three are reformatted
  * instead with KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or
  * the error of open(2)/read/write. A file system that refuses O_DIRECT and a
  * host where io_uring is unavailable are not errors: one warning each, then
  * buffered I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad
- * peers list, remote_replicas > 8, remote_timeout_ms out of range) or the
- * error reading remote_auth_file; peers that are down are not an error
+ * peers list, no ns_root, remote_replicas > 8, remote_timeout_ms out of
+ * range) or the error reading remote_auth_file; peers that are down are not an error
  * (they are connected lazily and retried with backoff), nor is a host with
  * no RDMA device (TCP is used; one warning if remote_rdma_dev was named).
  */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -79,6 +80,14 @@ static unsigned default_workers(void)
 	return n > KV_MAX_WORKERS ? KV_MAX_WORKERS : (unsigned)n;
 }
 
+/* A refused config: one line on stderr (unless KV_F_QUIET) says why. */
+static int config_refuse(const struct kv_config *cfg, const char *why)
+{
+	if (!(cfg->flags & KV_F_QUIET))
+		fprintf(stderr, "libkv: kv_open: %s\n", why);
+	return -EINVAL;
+}
+
 static int config_check(const struct kv_config *cfg)
 {
 	const uint32_t known = KV_F_REQUIRE_PINNED | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM |
@@ -100,6 +109,12 @@ static int config_check(const struct kv_config *cfg)
 	if (cfg->remote_replicas > KV_MAX_REPLICAS || cfg->remote_timeout_ms < 0 ||
 	    cfg->remote_timeout_ms > KV_MAX_REMOTE_TIMEOUT_MS)
 		return -EINVAL;
+	if (cfg->peers && kv_remote_peers_check(cfg->peers))
+		return config_refuse(cfg, "bad peers list (want host:port[,host:port...], "
+				     "ports 1-65535, no empty entry)");
+	/* Every server refuses a session without a namespace: catch it here, not as "down". */
+	if (cfg->peers && !cfg->ns_root.lo && !cfg->ns_root.hi)
+		return config_refuse(cfg, "peers need a namespace: set ns_root (kv_hash_root)");
 	return 0;
 }
 

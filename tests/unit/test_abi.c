@@ -84,6 +84,7 @@ int main(void)
 		.host_bytes = 4u << 20,
 		.flags = KV_F_NO_KVMEM | KV_F_QUIET,
 		.peers = "127.0.0.1:9",
+		.ns_root = { 1, 2 },
 	};
 	struct kv *kv = (struct kv *)1;
 	cfg.remote_replicas = 9;

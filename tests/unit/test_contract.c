@@ -7,7 +7,53 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "test_disk.h"
+
+static size_t slot_of(const struct kv_geometry *g)
+{
+	return (kv_geometry_block_bytes(g) + 4095) & ~(size_t)4095;
+}
+
+static struct kv_config base_cfg(void)
+{
+	struct kv_config cfg = { .geometry = t_geometry_small(), .flags = KV_F_QUIET | KV_F_NO_KVMEM };
+
+	cfg.host_bytes = 4 * slot_of(&cfg.geometry);
+	return cfg;
+}
+
+/* kv_open(cfg): 0 (and closed again) or the error. */
+static int try_open(const struct kv_config *cfg)
+{
+	struct kv *kv = (struct kv *)1;
+	int ret = kv_open(cfg, &kv);
+
+	if (ret)
+		CHECK(kv == NULL);
+	kv_close(ret ? NULL : kv);
+	return ret;
+}
+
+/* kv_open(cfg) with stderr captured into buf. */
+static int open_stderr(const struct kv_config *cfg, char *buf, size_t len)
+{
+	FILE *f = tmpfile();
+	int saved = dup(2), ret;
+	size_t got;
+
+	CHECK(f && saved >= 0);
+	fflush(stderr);
+	CHECK(dup2(fileno(f), 2) == 2);
+	ret = try_open(cfg);
+	fflush(stderr);
+	CHECK(dup2(saved, 2) == 2);
+	close(saved);
+	rewind(f);
+	got = fread(buf, 1, len - 1, f);
+	buf[got] = 0;
+	fclose(f);
+	return ret;
+}
 
 /* Every int is valid input; what is not a negative errno is "unknown error". */
 static void strerror_any_int(void)
@@ -26,10 +72,116 @@ static void strerror_any_int(void)
 	printf("kv_strerror: every int gives text\n");
 }
 
+/* The numeric limits of struct kv_config, at and past each edge. */
+static void config_limits(void)
+{
+	struct kv_config cfg = base_cfg(), b;
+	size_t slot = slot_of(&cfg.geometry);
+	const char *dir = td_dir();
+	char path[512];
+
+	b = cfg; b.workers = 8;
+	CHECK_EQ(try_open(&b), 0);
+	b.workers = 9;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	b = cfg; b.queue_depth = 65536;
+	CHECK_EQ(try_open(&b), 0);
+	b.queue_depth = 65537;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	b = cfg; b.host_bytes = slot; /* one slot is enough */
+	CHECK_EQ(try_open(&b), 0);
+	b.host_bytes = slot - 1;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	b = cfg; b.disk_queue_depth = 4096;
+	CHECK_EQ(try_open(&b), 0);
+	b.disk_queue_depth = 4097;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	b = cfg; b.admit = KV_ADMIT_NONE + 1;
+	CHECK_EQ(try_open(&b), -EINVAL);
+
+	/* The disk tier needs room for one slot (past its superblock and table). */
+	snprintf(path, sizeof(path), "%s/small.disk", dir);
+	b = cfg; b.disk_path = path; b.disk_bytes = slot;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	CHECK(access(path, F_OK) != 0); /* refused before anything was created */
+	b.disk_bytes = 0;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	b.disk_bytes = 4u << 20;
+	CHECK_EQ(try_open(&b), 0);
+	b.disk_path = "";
+	CHECK_EQ(try_open(&b), -EINVAL);
+	printf("config limits: workers 8, queue_depth 65536, one host slot, one disk slot\n");
+}
+
+/* Flag bits: unknown ones and contradictory pairs are refused. */
+static void config_flags(void)
+{
+	struct kv_config cfg = base_cfg(), b;
+
+	for (unsigned bit = 8; bit < 32; bit++) {
+		b = cfg; b.flags |= 1u << bit;
+		if (try_open(&b) != -EINVAL)
+			FAILF("unknown flag bit %u accepted", bit);
+	}
+	b = cfg; b.flags = KV_F_QUIET | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM;
+	CHECK_EQ(try_open(&b), -EINVAL);
+	/* A tier's flags without that tier are accepted (and mean nothing). */
+	b = cfg; b.flags |= KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT | KV_F_REMOTE_NO_RDMA;
+	CHECK_EQ(try_open(&b), 0);
+	printf("flags: unknown bits and REQUIRE_KVMEM|NO_KVMEM refused\n");
+}
+
+/* The peers list is checked at kv_open, and needs a namespace. */
+static void config_peers(void)
+{
+	static const char *const bad[] = {
+		"", ",", "a:1,,b:2", "a:1,", ",a:1", "a", "a:", ":1", "a:0", "a:65536",
+		"a:-1", "a:1x", "a:1 ", "[::1]", "[::1]1", "[]:1", "a:99999999999999999999",
+	};
+	static const char *const good[] = {
+		"127.0.0.1:9", " 127.0.0.1:9, localhost:65535", "[::1]:9,127.0.0.1:1",
+	};
+	struct kv_config cfg = base_cfg(), b;
+	char msg[512];
+
+	cfg.ns_root = kv_hash_root("test_contract", 13);
+	cfg.remote_timeout_ms = 100;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = cfg; b.peers = bad[i];
+		if (try_open(&b) != -EINVAL)
+			FAILF("peers \"%s\" accepted", bad[i]);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		b = cfg; b.peers = good[i];
+		if (try_open(&b) != 0)
+			FAILF("peers \"%s\" refused", good[i]);
+	}
+	/* A bad list says so on stderr, unless KV_F_QUIET. */
+	b = cfg; b.peers = "a:1,,b:2"; b.flags &= ~KV_F_QUIET;
+	CHECK_EQ(open_stderr(&b, msg, sizeof(msg)), -EINVAL);
+	CHECK(strstr(msg, "peers"));
+
+	/* No namespace: every server would refuse the session. */
+	b = cfg; b.peers = "127.0.0.1:9"; b.ns_root = (kv_hash){ 0, 0 };
+	CHECK_EQ(open_stderr(&b, msg, sizeof(msg)), -EINVAL);
+	CHECK_EQ(msg[0], 0);
+	b.flags &= ~KV_F_QUIET;
+	CHECK_EQ(open_stderr(&b, msg, sizeof(msg)), -EINVAL);
+	if (!strstr(msg, "ns_root"))
+		FAILF("no message naming ns_root: \"%s\"", msg);
+	/* Without peers a zero namespace is still fine. */
+	b = cfg; b.ns_root = (kv_hash){ 0, 0 };
+	CHECK_EQ(try_open(&b), 0);
+	printf("peers: %zu malformed lists and a zero ns_root refused\n", sizeof(bad) / sizeof(bad[0]));
+}
+
 int main(void)
 {
 	t_seed("test_contract");
 	strerror_any_int();
+	config_limits();
+	config_flags();
+	config_peers();
 	printf("ok\n");
 	return 0;
 }
