@@ -317,20 +317,26 @@ struct kv_completion {
 };
 
 /*
- * Take up to max finished completions without blocking. Returns how many
- * were written to c (0 if none), or -EINVAL.
+ * Take up to max finished completions without blocking, oldest first.
+ * Returns how many were written to c (0 if none), or -EINVAL (kv or c NULL,
+ * max == 0: nothing is taken).
  */
 int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max);
 
 /*
- * Like kv_poll() but wait up to timeout_ms (-1: forever) for at least one.
- * Returns the count (> 0), 0 on timeout, or -EINVAL.
+ * Like kv_poll() but wait up to timeout_ms for at least one; as with
+ * poll(2), any negative timeout_ms waits forever and 0 does not wait.
+ * Returns the count (> 0), 0 on timeout, or -EINVAL (as kv_poll()).
  */
 int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms);
 
 /*
  * An eventfd that is readable while completions are waiting (for engines
- * with an event loop). Owned by kv; do not close it. Returns the fd.
+ * with an event loop). Owned by kv; do not close it. The engine may read(2)
+ * it (8 bytes, value meaningless) to clear readiness, e.g. in an
+ * edge-triggered loop: every new completion, and every kv_poll/kv_wait that
+ * leaves completions waiting, makes it readable again; one that takes the
+ * last makes it unreadable. Returns the fd, or -EINVAL (kv NULL).
  */
 int kv_event_fd(struct kv *kv);
 

@@ -542,15 +542,21 @@ KV_EXPORT int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t us
 static unsigned take(struct kv *kv, struct kv_completion *c, unsigned max)
 {
 	unsigned got = 0;
-	uint64_t v;
+	uint64_t v, one = 1;
 
 	while (got < max && kv->rcount) {
 		c[got++] = kv->ring[kv->rhead];
 		kv->rhead = (kv->rhead + 1) % kv->rsize;
 		kv->rcount--;
 	}
+	/*
+	 * Readable exactly while completions wait. The engine may have read
+	 * the counter to zero itself (kv.h allows it): re-arm if some are left.
+	 */
 	if (!kv->rcount && read(kv->efd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: already zero. */
+	} else if (kv->rcount && write(kv->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is far from saturated, so it is non-zero. */
 	}
 	if (got)
 		atomic_fetch_sub(&kv->inflight, got);
@@ -574,7 +580,7 @@ KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int 
 	struct timespec dl;
 	unsigned got;
 
-	if (!kv || !c || !max || timeout_ms < -1)
+	if (!kv || !c || !max)
 		return -EINVAL;
 	if (timeout_ms >= 0) {
 		clock_gettime(CLOCK_MONOTONIC, &dl);

@@ -175,6 +175,109 @@ static void config_peers(void)
 	printf("peers: %zu malformed lists and a zero ns_root refused\n", sizeof(bad) / sizeof(bad[0]));
 }
 
+static int readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/* Until n completions are waiting (kv_inflight counts unreaped ones too). */
+static void settle(struct kv *kv, int fd)
+{
+	for (int i = 0; i < 5000 && !readable(fd); i++)
+		usleep(1000);
+	CHECK(readable(fd));
+}
+
+/* max == 0 is refused and consumes nothing; every negative timeout is forever. */
+static void poll_wait_edges(void)
+{
+	struct kv_geometry g = t_geometry_small();
+	struct kv_completion c[4];
+	struct t_engine e;
+	struct kv *kv;
+	kv_hash h[8];
+	uint32_t b[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	int fd;
+
+	t_engine_init(&e, &g, KV_LAYOUT_VLLM_NHD, 8);
+	kv = t_open(&g, 16, KV_F_NO_KVMEM);
+	CHECK_EQ(kv_attach(kv, &e.ec), 0);
+	fd = kv_event_fd(kv);
+	t_hashes(h, 8);
+	CHECK_EQ(kv_poll(kv, c, 0), -EINVAL);
+	CHECK_EQ(kv_wait(kv, c, 0, 0), -EINVAL);
+	CHECK_EQ(kv_poll(kv, NULL, 1), -EINVAL);
+	CHECK_EQ(kv_wait(NULL, c, 1, 0), -EINVAL);
+	CHECK_EQ(kv_event_fd(NULL), -EINVAL);
+	CHECK_EQ(kv_wait(kv, c, 4, 0), 0); /* 0: does not wait */
+
+	CHECK_EQ(kv_store(kv, h, b, 1, 7), 0);
+	settle(kv, fd);
+	CHECK_EQ(kv_poll(kv, c, 0), -EINVAL);
+	CHECK_EQ(kv_wait(kv, c, 0, -1), -EINVAL);
+	CHECK_EQ(kv_inflight(kv), 1); /* still there */
+	CHECK(readable(fd));
+	static const int neg[] = { -1, -2, -1000, INT_MIN };
+	for (size_t i = 0; i < sizeof(neg) / sizeof(neg[0]); i++) {
+		if (i)
+			CHECK_EQ(kv_store(kv, h + i, b + i, 1, 7 + i), 0);
+		int got = kv_wait(kv, c, 4, neg[i]);
+		if (got != 1)
+			FAILF("kv_wait(timeout %d) = %d", neg[i], got);
+		CHECK_EQ(c[0].user_data, 7 + i);
+	}
+	CHECK_EQ(kv_inflight(kv), 0);
+	kv_close(kv);
+	t_engine_free(&e);
+	printf("kv_poll/kv_wait: max 0 refused, negative timeouts wait\n");
+}
+
+/* The engine may read the eventfd to clear it; kv_poll re-arms it while some wait. */
+static void eventfd_read_by_engine(void)
+{
+	struct kv_geometry g = t_geometry_small();
+	struct kv_completion c[4];
+	struct t_engine e;
+	struct kv *kv;
+	kv_hash h[3];
+	uint32_t b[3] = { 0, 1, 2 };
+	uint64_t v;
+	int fd;
+
+	t_engine_init(&e, &g, KV_LAYOUT_VLLM_NHD, 3);
+	kv = t_open(&g, 8, KV_F_NO_KVMEM);
+	CHECK_EQ(kv_attach(kv, &e.ec), 0);
+	fd = kv_event_fd(kv);
+	t_hashes(h, 3);
+	for (uint32_t i = 0; i < 3; i++)
+		CHECK_EQ(kv_store(kv, h + i, b + i, 1, i), 0);
+	/* All three stored (published just before each completion is posted). */
+	for (int i = 0; i < 5000 && kv_lookup(kv, h, 3, NULL) < 3; i++)
+		usleep(1000);
+	usleep(50000);
+	CHECK(read(fd, &v, sizeof(v)) == sizeof(v)); /* the engine clears it */
+	CHECK(!readable(fd));
+	CHECK_EQ(kv_poll(kv, c, 1), 1);
+	if (!readable(fd))
+		FAILF("two completions wait but the eventfd is not readable after kv_poll");
+	CHECK(read(fd, &v, sizeof(v)) == sizeof(v));
+	CHECK_EQ(kv_wait(kv, c, 1, 1000), 1);
+	CHECK(readable(fd));
+	CHECK_EQ(kv_poll(kv, c, 4), 1);
+	CHECK(!readable(fd));
+	/* A read with nothing to clear fails with EAGAIN and changes nothing. */
+	CHECK(read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN);
+	CHECK_EQ(kv_store(kv, h, b, 1, 9), 0);
+	settle(kv, fd);
+	CHECK_EQ(kv_poll(kv, c, 4), 1);
+	CHECK(!readable(fd));
+	kv_close(kv);
+	t_engine_free(&e);
+	printf("eventfd: the engine may read it; kv_poll re-arms it\n");
+}
+
 int main(void)
 {
 	t_seed("test_contract");
@@ -182,6 +285,8 @@ int main(void)
 	config_limits();
 	config_flags();
 	config_peers();
+	poll_wait_edges();
+	eventfd_read_by_engine();
 	printf("ok\n");
 	return 0;
 }
