@@ -245,8 +245,12 @@ void kv_close(struct kv *kv);
 
 /*
  * Describe the engine's KV cache. Must be called before kv_store/kv_load and
- * may be called again only with no request in flight. Returns 0, -EINVAL
- * (bad description, layout/planes mismatch), -EBUSY (requests in flight),
+ * may be called again only with no request in flight. Within a layer no two
+ * planes of the engine blocks 0..num_blocks-1 may overlap: block_stride and
+ * plane_stride must each be at least P, and no block's V plane may overlap
+ * any block's K plane (e.g. plane_stride == block_stride, or V of block b
+ * running into K of block b+1). Returns 0, -EINVAL (bad description,
+ * overlapping planes, layout/planes mismatch), -EBUSY (requests in flight),
  * -EOPNOTSUPP (KV_MEM_CUDA without a usable CUDA backend).
  */
 int kv_attach(struct kv *kv, const struct kv_engine_cache *ec);

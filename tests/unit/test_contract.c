@@ -278,6 +278,54 @@ static void eventfd_read_by_engine(void)
 	printf("eventfd: the engine may read it; kv_poll re-arms it\n");
 }
 
+/* kv_attach refuses strides that make a K and a V plane of one layer overlap. */
+static void attach_overlap(void)
+{
+	struct kv_geometry g = t_geometry_small();
+	struct t_engine e, one;
+	struct kv_engine_cache ec;
+	struct kv *kv;
+	size_t P;
+	struct { uint32_t layout; size_t bs2, ps2; int ret; } cases[] = {
+		/* strides in half planes (P/2 units); 0: the layout's default */
+		{ KV_LAYOUT_FLASHINFER_NHD, 4, 3, -EINVAL },  /* V(b) runs into K(b+1) */
+		{ KV_LAYOUT_FLASHINFER_NHD, 4, 4, -EINVAL },  /* V(b) is K(b+1) */
+		{ KV_LAYOUT_FLASHINFER_NHD, 6, 5, -EINVAL },
+		{ KV_LAYOUT_FLASHINFER_NHD, 1, 2, -EINVAL },  /* block stride under a plane */
+		{ KV_LAYOUT_FLASHINFER_NHD, 4, 1, -EINVAL },  /* plane stride under a plane */
+		{ KV_LAYOUT_FLASHINFER_NHD, 6, 2, 0 },        /* padded, K V gap */
+		{ KV_LAYOUT_FLASHINFER_NHD, 6, 4, 0 },        /* gap, then V flush to K(b+1) */
+		{ KV_LAYOUT_FLASHINFER_NHD, 4, 2, 0 },        /* the default, spelled out */
+		{ KV_LAYOUT_VLLM_NHD, 2, 2 * 7, -EINVAL },    /* V(0) is K(7) of 8 */
+		{ KV_LAYOUT_VLLM_NHD, 2, 2 * 8 - 1, -EINVAL },
+		{ KV_LAYOUT_VLLM_NHD, 2, 2 * 8, 0 },          /* the default */
+		{ KV_LAYOUT_VLLM_HND, 2, 2 * 9, 0 },
+	};
+
+	kv = t_open(&g, 4, KV_F_NO_KVMEM);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t_engine_init(&e, &g, cases[i].layout, 8);
+		P = e.plane_bytes;
+		ec = e.ec;
+		ec.block_stride = cases[i].bs2 * P / 2;
+		ec.plane_stride = cases[i].ps2 * P / 2;
+		int ret = kv_attach(kv, &ec);
+		if (ret != cases[i].ret)
+			FAILF("layout %u block_stride %zu/2 P plane_stride %zu/2 P: %d, expected %d",
+			      cases[i].layout, cases[i].bs2, cases[i].ps2, ret, cases[i].ret);
+		t_engine_free(&e);
+	}
+	/* One engine block: V right after K cannot run into another block. */
+	t_engine_init(&one, &g, KV_LAYOUT_FLASHINFER_NHD, 1);
+	ec = one.ec;
+	ec.block_stride = one.plane_bytes;
+	ec.plane_stride = one.plane_bytes;
+	CHECK_EQ(kv_attach(kv, &ec), 0);
+	t_engine_free(&one);
+	kv_close(kv);
+	printf("kv_attach: overlapping K/V planes refused (%zu cases)\n", sizeof(cases) / sizeof(cases[0]));
+}
+
 int main(void)
 {
 	t_seed("test_contract");
@@ -287,6 +335,7 @@ int main(void)
 	config_peers();
 	poll_wait_edges();
 	eventfd_read_by_engine();
+	attach_overlap();
 	printf("ok\n");
 	return 0;
 }
