@@ -272,7 +272,10 @@ int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out);
 /*
  * Queue a store of engine blocks engine_blocks[i] under names h[i]. The
  * engine blocks are read (packed) before the completion is posted; they must
- * not change until then. A hash already present completes without copying.
+ * not change until then. A hash already present completes without copying,
+ * and so does a hash repeated within h (the engine block of its first
+ * occurrence is the one stored); one engine block may be stored under
+ * several names. Both count as done and in kv_stats().store_dedup.
  * Returns 0 once queued, -EINVAL (NULL, n == 0, block id out of range, not
  * attached), -EAGAIN (queue_depth requests already in flight).
  */
@@ -288,7 +291,9 @@ int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
  * err is -ENOENT (absent) or -EBADMSG (checksum mismatch, treated as absent),
  * or -EIO (a lower tier's read failed: the block is forgotten, counted in
  * that tier's failures).
- * Engine blocks from res on are left untouched. Returns like kv_store().
+ * Engine blocks from res on are left untouched. A hash may repeat within h
+ * (each of its engine blocks gets the block); an engine block may not
+ * (-EINVAL: the two copies would race). Returns like kv_store().
  */
 int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
 	    size_t n, uint64_t user_data);

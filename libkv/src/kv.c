@@ -458,6 +458,36 @@ static void count_rejected(struct kv *kv)
 	pthread_mutex_unlock(&kv->lock);
 }
 
+/*
+ * A load must not name an engine block twice: which copy would land there is
+ * unordered on a device. 0, -EINVAL (a repeat) or -ENOMEM. Ids are < nb.
+ */
+static int blocks_distinct(const uint32_t *b, size_t n, uint32_t nb)
+{
+	uint64_t *seen;
+	int ret = 0;
+
+	if (n <= 32) {
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = 0; j < i; j++)
+				if (b[i] == b[j])
+					return -EINVAL;
+		return 0;
+	}
+	seen = calloc(((size_t)nb + 63) / 64, sizeof(*seen));
+	if (!seen)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t bit = 1ull << (b[i] % 64);
+
+		if (seen[b[i] / 64] & bit)
+			ret = -EINVAL;
+		seen[b[i] / 64] |= bit;
+	}
+	free(seen);
+	return ret;
+}
+
 static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 		  const uint32_t *blocks, size_t n, uint64_t user_data)
 {
@@ -477,6 +507,14 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 			count_rejected(kv);
 			return -EINVAL;
 		}
+	if (op == KV_COMP_LOAD) {
+		ret = blocks_distinct(blocks, n, kv->pl.num_blocks);
+		if (ret) {
+			if (ret == -EINVAL)
+				count_rejected(kv);
+			return ret;
+		}
+	}
 	/* Reserve a place in flight (and so in the completion ring). */
 	cur = atomic_load(&kv->inflight);
 	do {

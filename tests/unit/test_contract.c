@@ -326,6 +326,78 @@ static void attach_overlap(void)
 	printf("kv_attach: overlapping K/V planes refused (%zu cases)\n", sizeof(cases) / sizeof(cases[0]));
 }
 
+/* The same hash or the same engine block twice in one store or load. */
+static void repeats_in_request(void)
+{
+	struct kv_geometry g = t_geometry_small();
+	struct kv_completion c;
+	struct kv_stats st;
+	struct t_engine e;
+	struct kv *kv;
+	kv_hash h[4], s3[3], l3[3];
+	uint32_t b3[3] = { 0, 1, 2 }, same[2] = { 3, 3 }, dst[3] = { 5, 6, 7 }, twice[2] = { 5, 5 };
+	static uint32_t many[100];
+
+	t_engine_init(&e, &g, KV_LAYOUT_VLLM_NHD, 128);
+	kv = t_open(&g, 16, KV_F_NO_KVMEM);
+	CHECK_EQ(kv_attach(kv, &e.ec), 0);
+	t_hashes(h, 4);
+	for (uint32_t i = 0; i < 4; i++)
+		t_engine_fill_block(&e, i, h[i].lo);
+
+	/* Store {A, B, A}: the repeat is a dedup; the first engine block is what is kept. */
+	s3[0] = h[0]; s3[1] = h[1]; s3[2] = h[0];
+	CHECK_EQ(kv_store(kv, s3, b3, 3, 1), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 3);
+	CHECK_EQ(c.err, 0);
+	CHECK_EQ(kv_stats(kv, &st), 0);
+	CHECK_EQ(st.store_dedup, 1);
+	CHECK_EQ(st.tier[KV_TIER_HOST].blocks, 2);
+	/* One engine block under two names: both stored, same bytes. */
+	CHECK_EQ(kv_store(kv, h + 2, same, 2, 2), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 2);
+
+	/* Load {A, B, A}: a hash may land in several engine blocks. */
+	l3[0] = h[0]; l3[1] = h[1]; l3[2] = h[0];
+	CHECK_EQ(kv_load(kv, l3, dst, 3, 3), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 3);
+	CHECK_EQ(c.err, 0);
+	CHECK(t_engine_check_block(&e, 5, h[0].lo));
+	CHECK(t_engine_check_block(&e, 6, h[1].lo));
+	CHECK(t_engine_check_block(&e, 7, h[0].lo));
+	CHECK_EQ(kv_load(kv, h + 3, dst, 1, 4), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 1);
+	CHECK(t_engine_check_block(&e, 5, h[3].lo)); /* h[3] is engine block 3's bytes */
+	CHECK(!t_engine_check_block(&e, 5, h[2].lo));
+
+	/* But a load may not name an engine block twice: refused, nothing touched. */
+	t_engine_fill_block(&e, 5, 99);
+	CHECK_EQ(kv_load(kv, h, twice, 2, 5), -EINVAL);
+	for (uint32_t i = 0; i < 100; i++)
+		many[i] = 10 + i;
+	many[99] = 10; /* past the small-n path */
+	kv_hash hm[100];
+	for (uint32_t i = 0; i < 100; i++)
+		hm[i] = h[i % 2];
+	CHECK_EQ(kv_load(kv, hm, many, 100, 6), -EINVAL);
+	many[99] = 127;
+	CHECK_EQ(kv_load(kv, hm, many, 100, 6), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 100);
+	CHECK(t_engine_check_block(&e, 127, h[1].lo));
+	CHECK(t_engine_check_block(&e, 5, 99));
+	CHECK_EQ(kv_stats(kv, &st), 0);
+	CHECK_EQ(st.rejected, 2);
+	CHECK_EQ(kv_inflight(kv), 0);
+	kv_close(kv);
+	t_engine_free(&e);
+	printf("repeats: a hash twice is fine (store dedups, load copies), an engine block twice in a load is refused\n");
+}
+
 int main(void)
 {
 	t_seed("test_contract");
@@ -336,6 +408,7 @@ int main(void)
 	poll_wait_edges();
 	eventfd_read_by_engine();
 	attach_overlap();
+	repeats_in_request();
 	printf("ok\n");
 	return 0;
 }
