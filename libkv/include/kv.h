@@ -310,8 +310,14 @@ enum kv_comp_flags {
  * already in host memory count as done; others are read from the best lower
  * tier and verified. Stops at the first block found nowhere (or failing
  * verification), like kv_load. One completion with KV_COMP_PREFETCH: res is
- * the count of leading blocks now in host memory, err why it stopped early.
- * Returns 0 once queued, -EINVAL (NULL, n == 0), -EAGAIN (queue full).
+ * the count of leading blocks resident when the completion is posted, err
+ * why it stopped early. The prefetch holds each block it delivered until
+ * then, so it never evicts its own head: past what the pool can hold besides
+ * the blocks other requests are using, it stops with -ENOSPC. Once posted,
+ * the blocks are ordinary host blocks (the most recently used): concurrent
+ * requests may evict them before a later kv_load, which then reads them
+ * from below again. Returns 0 once queued, -EINVAL (NULL, n == 0), -EAGAIN
+ * (queue full).
  */
 int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t user_data);
 

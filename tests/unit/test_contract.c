@@ -73,11 +73,10 @@ static void strerror_any_int(void)
 }
 
 /* The numeric limits of struct kv_config, at and past each edge. */
-static void config_limits(void)
+static void config_limits(const char *dir)
 {
 	struct kv_config cfg = base_cfg(), b;
 	size_t slot = slot_of(&cfg.geometry);
-	const char *dir = td_dir();
 	char path[512];
 
 	b = cfg; b.workers = 8;
@@ -398,17 +397,77 @@ static void repeats_in_request(void)
 	printf("repeats: a hash twice is fine (store dedups, load copies), an engine block twice in a load is refused\n");
 }
 
+/*
+ * A prefetch of more blocks than the pool holds stops with -ENOSPC where the
+ * pool is full of its own blocks: res leading blocks are resident when the
+ * completion is posted (its later chunks never evict its head).
+ */
+static void prefetch_past_capacity(const char *dir)
+{
+	struct kv_geometry g = t_geometry_small();
+	struct t_engine e;
+	struct kv_completion c;
+	struct kv *kv;
+	kv_hash h[32], ns = { 21, 22 };
+	uint8_t tiers[32];
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/prefetch.disk", dir);
+	t_engine_init(&e, &g, KV_LAYOUT_VLLM_NHD, 8);
+	CHECK_EQ(td_open(&g, 8, path, 8u << 20, KV_F_NO_KVMEM, KV_ADMIT_ALL, ns, &kv), 0);
+	CHECK_EQ(kv_attach(kv, &e.ec), 0);
+	t_hashes(h, 32);
+	td_store_all(kv, &e, h, 32, 8); /* 24 go down to disk as the last 8 arrive */
+	CHECK_EQ(kv_lookup(kv, h, 32, tiers), 32);
+	CHECK_EQ(tiers[0], KV_TIER_DISK);
+	CHECK_EQ(tiers[31], KV_TIER_HOST);
+
+	CHECK_EQ(kv_prefetch(kv, h, 32, 5), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.flags, KV_COMP_PREFETCH);
+	if (c.res != 8 || c.err != -ENOSPC)
+		FAILF("prefetch of 32 into 8 slots: res %d err %d, expected 8 and -ENOSPC",
+		      c.res, c.err);
+	CHECK_EQ(kv_lookup(kv, h, 32, tiers), 32);
+	for (int i = 0; i < c.res; i++)
+		if (tiers[i] != KV_TIER_HOST)
+			FAILF("prefetched block %d is in tier %u, not host", i, tiers[i]);
+	/* What it promised is there: the load is all host hits. */
+	struct kv_stats st0, st1;
+	uint32_t b[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	CHECK_EQ(kv_stats(kv, &st0), 0);
+	CHECK_EQ(kv_load(kv, h, b, 8, 6), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 8);
+	CHECK_EQ(kv_stats(kv, &st1), 0);
+	CHECK_EQ(st1.tier[KV_TIER_HOST].hits - st0.tier[KV_TIER_HOST].hits, 8);
+	for (uint32_t i = 0; i < 8; i++)
+		CHECK(t_engine_check_block(&e, i, h[i].lo));
+	/* Within capacity it is all done. */
+	CHECK_EQ(kv_prefetch(kv, h + 8, 8, 7), 0);
+	c = t_wait1(kv);
+	CHECK_EQ(c.res, 8);
+	CHECK_EQ(c.err, 0);
+	kv_close(kv);
+	t_engine_free(&e);
+	printf("prefetch: 32 blocks into 8 slots give res 8, -ENOSPC, all 8 resident\n");
+}
+
 int main(void)
 {
+	const char *dir;
+
 	t_seed("test_contract");
+	dir = td_dir();
 	strerror_any_int();
-	config_limits();
+	config_limits(dir);
 	config_flags();
 	config_peers();
 	poll_wait_edges();
 	eventfd_read_by_engine();
 	attach_overlap();
 	repeats_in_request();
+	prefetch_past_capacity(dir);
 	printf("ok\n");
 	return 0;
 }
