@@ -286,12 +286,13 @@ int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
  * Queue a load of blocks h[i] into engine blocks engine_blocks[i], in order.
  * A block not in host memory is read from the best lower tier (disk, then
  * remote) into a host slot, checksum-verified, kept there, then unpacked.
- * Loading stops at the first block that is absent or fails verification:
- * the completion's res is then the count of leading blocks loaded and its
- * err is -ENOENT (absent) or -EBADMSG (checksum mismatch, treated as absent),
- * or -EIO (a lower tier's read failed: the block is forgotten, counted in
- * that tier's failures).
- * Engine blocks from res on are left untouched. A hash may repeat within h
+ * Loading stops at the first block it cannot deliver. The completion's res
+ * is the count of leading blocks loaded, err why it stopped: a miss, -ENOENT
+ * (absent) or -EBADMSG (checksum mismatch, treated as absent), or an error,
+ * e.g. -EIO: a lower tier's read of that block failed (the tier forgets the
+ * copy, so later lookups miss it, and counts it in its failures). If an
+ * error stops it before any block is loaded, res is err (a miss gives 0).
+ * Engine blocks from res on (all if res < 0) are left untouched. A hash may repeat within h
  * (each of its engine blocks gets the block); an engine block may not
  * (-EINVAL: the two copies would race). Returns like kv_store().
  */
@@ -323,10 +324,11 @@ int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t user_data);
 
 struct kv_completion {
 	uint64_t user_data; /* as given at submission */
-	int32_t res;        /* leading blocks done (>= 0), or -errno if none done
-			       and the cause was an error other than a miss */
-	int32_t err;        /* why it stopped before n: 0 (all done), -ENOENT,
-			       -EBADMSG, -ENOSPC, -EIO, ... */
+	int32_t res;        /* leading blocks done (>= 0); if none was done and
+			       err is an error, not a miss: err (< 0) */
+	int32_t err;        /* why it stopped before n: 0 (all done), a miss
+			       (-ENOENT, -EBADMSG) or an error (-EIO: a lower
+			       tier failed on that block; -ENOSPC, -ENOMEM...) */
 	uint32_t n;         /* blocks requested */
 	uint32_t flags;     /* enum kv_comp_flags */
 };

@@ -453,6 +453,61 @@ static void prefetch_past_capacity(const char *dir)
 	printf("prefetch: 32 blocks into 8 slots give res 8, -ENOSPC, all 8 resident\n");
 }
 
+/*
+ * A lower tier's read failing part way through a load: res is the count of
+ * leading blocks loaded (or -EIO if none), err -EIO, the failed block is
+ * forgotten and engine blocks from res on are untouched.
+ */
+static void load_eio(const char *dir, uint32_t flags, const char *name)
+{
+	struct kv_geometry g = t_geometry_small();
+	struct t_engine e;
+	struct kv_completion c;
+	struct kv_stats st;
+	struct kv *kv;
+	kv_hash h[6], ns = { 31, 32 };
+	uint32_t b[6] = { 0, 1, 2, 3, 4, 5 };
+	uint8_t tiers[6];
+	char path[512];
+	int f = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	t_engine_init(&e, &g, KV_LAYOUT_VLLM_NHD, 6);
+	/* Write six blocks down (kv_close flushes them), then reopen with faults. */
+	CHECK_EQ(td_open(&g, 8, path, 8u << 20, flags | KV_F_NO_KVMEM, KV_ADMIT_ALL, ns, &kv), 0);
+	CHECK_EQ(kv_attach(kv, &e.ec), 0);
+	t_hashes(h, 6);
+	td_store_all(kv, &e, h, 6, 6);
+	kv_close(kv);
+	setenv("KV_DISK_FAULT_EIO", "3", 1);
+	CHECK_EQ(td_open(&g, 8, path, 8u << 20, flags | KV_F_NO_KVMEM, KV_ADMIT_ALL, ns, &kv), 0);
+	unsetenv("KV_DISK_FAULT_EIO");
+	CHECK_EQ(kv_attach(kv, &e.ec), 0);
+	CHECK_EQ(kv_lookup(kv, h, 6, tiers), 6);
+	CHECK_EQ(tiers[0], KV_TIER_DISK);
+
+	for (uint32_t i = 0; i < 6; i++)
+		t_engine_fill_block(&e, i, 0xdeadbeefull);
+	CHECK_EQ(kv_load(kv, h, b, 6, 1), 0); /* the 3rd and 6th disk reads fail */
+	c = t_wait1(kv);
+	for (uint32_t i = 0; i < 6 && f < 0; i++)
+		if (kv_lookup(kv, h + i, 1, NULL) == 0)
+			f = (int)i; /* the first failed block: forgotten */
+	printf("%s: load res %d err %d, first failed block %d\n", name, c.res, c.err, f);
+	CHECK(f >= 0);
+	CHECK_EQ(c.err, -EIO);
+	CHECK_EQ(c.res, f ? f : -EIO);
+	for (int i = 0; i < f; i++)
+		CHECK(t_engine_check_block(&e, (uint32_t)i, h[i].lo));
+	for (uint32_t i = (uint32_t)f; i < 6; i++)
+		if (!t_engine_check_block(&e, i, 0xdeadbeefull))
+			FAILF("engine block %u past the failed read was written", i);
+	CHECK_EQ(kv_stats(kv, &st), 0);
+	CHECK_EQ(st.tier[KV_TIER_DISK].failures, 2);
+	kv_close(kv);
+	t_engine_free(&e);
+}
+
 int main(void)
 {
 	const char *dir;
@@ -468,6 +523,8 @@ int main(void)
 	attach_overlap();
 	repeats_in_request();
 	prefetch_past_capacity(dir);
+	load_eio(dir, 0, "eio-uring.disk");
+	load_eio(dir, KV_F_DISK_NO_URING, "eio-threads.disk");
 	printf("ok\n");
 	return 0;
 }
