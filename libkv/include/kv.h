@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define KV_VERSION_MAJOR 0
-#define KV_VERSION_MINOR 3
+#define KV_VERSION_MINOR 4
 
 /* ---------------------------------------------------------------- identity */
 
@@ -331,7 +331,24 @@ struct kv_completion {
 			       tier failed on that block; -ENOSPC, -ENOMEM...) */
 	uint32_t n;         /* blocks requested */
 	uint32_t flags;     /* enum kv_comp_flags */
+	/* Since 0.4: */
+	uint32_t reserved[2]; /* zero; may gain meaning in a later version */
 };
+
+/*
+ * ABI of the output structs. kv_poll/kv_wait fill arrays of struct
+ * kv_completion and their signatures are fixed, so the array stride is the
+ * layout the caller was built with: each layout has its own symbol version.
+ * kv_poll@KV_0.1 / kv_wait@KV_0.1 write the 24-byte 0.1 layout (up to
+ * flags), the defaults @@KV_0.4 the 32-byte one above. A new field takes
+ * reserved room first (old callers see it as zero and ignore it) and is
+ * documented with the version that gave it meaning; only a layout that
+ * needs more room gets a new version node. A size field inside each
+ * completion was not chosen: the library would have to trust memory the
+ * caller may not have initialised, and every caller would have to set it.
+ * struct kv_stats follows the same rule: kv_stats@KV_0.1 writes the 0.1
+ * layout (up to host_huge_bytes), kv_stats@@KV_0.4 adds reserved[].
+ */
 
 /*
  * Take up to max finished completions without blocking, oldest first.
@@ -387,9 +404,11 @@ struct kv_stats {
 	uint32_t host_provider;  /* enum kv_provider of the host pool */
 	uint32_t host_pinned;    /* 1 if the host pool is pinned */
 	uint64_t host_huge_bytes; /* bytes of the host pool in huge pages (if known) */
+	/* Since 0.4 (see struct kv_completion's ABI note): */
+	uint64_t reserved[8];    /* zero; may gain meaning in a later version */
 };
 
-/* Snapshot the counters. Returns 0 or -EINVAL. */
+/* Snapshot the counters (reserved[] written as zero). Returns 0 or -EINVAL. */
 int kv_stats(struct kv *kv, struct kv_stats *st);
 
 /*

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -576,14 +577,32 @@ KV_EXPORT int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t us
 	return submit(kv, KV_COMP_PREFETCH, h, NULL, n, user_data);
 }
 
+/*
+ * Completions by ABI version (see kv.h): kv_poll/kv_wait@KV_0.1 write the
+ * 24-byte 0.1 layout, the default ones (KV_0.4) the current one. The old
+ * layout is a prefix of the new, so each entry copies esize bytes.
+ */
+struct kv_completion_v0_1 {
+	uint64_t user_data;
+	int32_t res;
+	int32_t err;
+	uint32_t n;
+	uint32_t flags;
+};
+_Static_assert(sizeof(struct kv_completion_v0_1) == 24, "the 0.1 completion is 24 bytes");
+_Static_assert(sizeof(struct kv_completion) == 32, "the 0.4 completion is 32 bytes");
+_Static_assert(offsetof(struct kv_completion, reserved) == sizeof(struct kv_completion_v0_1),
+	       "0.4 only adds to the 0.1 completion");
+
 /* Caller holds kv->clock. */
-static unsigned take(struct kv *kv, struct kv_completion *c, unsigned max)
+static unsigned take(struct kv *kv, void *c, size_t esize, unsigned max)
 {
 	unsigned got = 0;
 	uint64_t v, one = 1;
 
 	while (got < max && kv->rcount) {
-		c[got++] = kv->ring[kv->rhead];
+		memcpy((char *)c + (size_t)got * esize, &kv->ring[kv->rhead], esize);
+		got++;
 		kv->rhead = (kv->rhead + 1) % kv->rsize;
 		kv->rcount--;
 	}
@@ -601,19 +620,19 @@ static unsigned take(struct kv *kv, struct kv_completion *c, unsigned max)
 	return got;
 }
 
-KV_EXPORT int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max)
+static int poll_sized(struct kv *kv, void *c, size_t esize, unsigned max)
 {
 	unsigned got;
 
 	if (!kv || !c || !max)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->clock);
-	got = take(kv, c, max);
+	got = take(kv, c, esize, max);
 	pthread_mutex_unlock(&kv->clock);
 	return (int)(got > INT32_MAX ? INT32_MAX : got);
 }
 
-KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms)
+static int wait_sized(struct kv *kv, void *c, size_t esize, unsigned max, int timeout_ms)
 {
 	struct timespec dl;
 	unsigned got;
@@ -636,9 +655,32 @@ KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int 
 		if (rc == ETIMEDOUT)
 			break;
 	}
-	got = take(kv, c, max);
+	got = take(kv, c, esize, max);
 	pthread_mutex_unlock(&kv->clock);
-	return (int)got;
+	return (int)(got > INT32_MAX ? INT32_MAX : got);
+}
+
+KV_EXPORT int kv_poll_v0_1(struct kv *kv, void *c, unsigned max);
+KV_EXPORT int kv_wait_v0_1(struct kv *kv, void *c, unsigned max, int timeout_ms);
+
+KV_EXPORT int kv_poll_v0_1(struct kv *kv, void *c, unsigned max)
+{
+	return poll_sized(kv, c, sizeof(struct kv_completion_v0_1), max);
+}
+
+KV_EXPORT int kv_wait_v0_1(struct kv *kv, void *c, unsigned max, int timeout_ms)
+{
+	return wait_sized(kv, c, sizeof(struct kv_completion_v0_1), max, timeout_ms);
+}
+
+KV_EXPORT int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max)
+{
+	return poll_sized(kv, c, sizeof(*c), max);
+}
+
+KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms)
+{
+	return wait_sized(kv, c, sizeof(*c), max, timeout_ms);
 }
 
 KV_EXPORT int kv_event_fd(struct kv *kv)
@@ -651,7 +693,7 @@ KV_EXPORT unsigned kv_inflight(struct kv *kv)
 	return kv ? atomic_load(&kv->inflight) : 0;
 }
 
-KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
+static int stats_current(struct kv *kv, struct kv_stats *st)
 {
 	if (!kv || !st)
 		return -EINVAL;
@@ -665,3 +707,33 @@ KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
 		kv->lower[t].stats(kv->lower[t].ctx, &st->tier[kv->lower[t].level]);
 	return 0;
 }
+
+/* kv_stats@KV_0.1 writes the 0.1 layout: the current one up to reserved[]. */
+KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st);
+
+KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st)
+{
+	struct kv_stats cur;
+	int ret;
+
+	if (!st)
+		return -EINVAL;
+	ret = stats_current(kv, &cur);
+	if (!ret)
+		memcpy(st, &cur, offsetof(struct kv_stats, reserved));
+	return ret;
+}
+
+KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
+{
+	return stats_current(kv, st);
+}
+
+/*
+ * libkv.so exports the 0.1 layouts' entries as kv_poll@KV_0.1,
+ * kv_wait@KV_0.1 and kv_stats@KV_0.1, the current ones as the defaults
+ * @@KV_0.4 (libkv.map).
+ */
+__asm__(".symver kv_poll_v0_1, kv_poll@KV_0.1");
+__asm__(".symver kv_wait_v0_1, kv_wait@KV_0.1");
+__asm__(".symver kv_stats_v0_1, kv_stats@KV_0.1");
