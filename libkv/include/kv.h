@@ -374,7 +374,7 @@ int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms
  */
 int kv_event_fd(struct kv *kv);
 
-/* Requests submitted and not yet taken by kv_poll/kv_wait. */
+/* Requests submitted and not yet taken by kv_poll/kv_wait. Returns the count (0 if kv is NULL). */
 unsigned kv_inflight(struct kv *kv);
 
 struct kv_tier_stats {
