@@ -184,9 +184,9 @@ struct kv_config {
 };
 
 /*
- * kv_open refuses with -EINVAL, leaving nothing behind (no file created): a
- * bad geometry, host_bytes under one slot, a field above its max, an unknown
- * flag bit, KV_F_REQUIRE_KVMEM with KV_F_NO_KVMEM, disk_path "" or without
+ * kv_open refuses with -EINVAL, leaving nothing behind: a bad geometry,
+ * host_bytes under one slot, a field above its max, an unknown flag bit,
+ * KV_F_REQUIRE_KVMEM with KV_F_NO_KVMEM, disk_path "" or without
  * disk_bytes, disk_bytes under one disk slot (no file is created), a bad
  * peers list, peers with ns_root {0,0} (every server would refuse the
  * session). The last two say why on stderr unless KV_F_QUIET. A tier's
@@ -221,15 +221,15 @@ struct kv;
  * -ENODEV (KV_F_REQUIRE_KVMEM and no module), -EOPNOTSUPP (peers: no remote
  * tier in this build); the -EINVAL cases are listed after struct kv_config.
  * Disk tier errors (a line on stderr says which unless KV_F_QUIET):
- * -EMEDIUMTYPE (not a libkv disk tier, or another format
- * version), -EEXIST (written for another geometry, size or namespace),
- * -EUCLEAN (truncated, or corrupt superblock) -- the three are reformatted
- * instead with KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or
- * the error of open(2)/read/write. A file system that refuses O_DIRECT and a
- * host where io_uring is unavailable are not errors: one warning each, then
- * buffered I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad
- * peers list, no ns_root, remote_replicas > 8, remote_timeout_ms out of
- * range) or the error reading remote_auth_file; peers that are down are not an error
+ * -EMEDIUMTYPE (not a libkv disk tier, or another format version), -EEXIST
+ * (written for another geometry, size or namespace), -EUCLEAN (truncated,
+ * or corrupt superblock) -- the three are reformatted instead with
+ * KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or the error of
+ * open(2)/read/write. A file system that refuses O_DIRECT and a host where
+ * io_uring is unavailable are not errors: one warning each, then buffered
+ * I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad peers list,
+ * no ns_root, remote_replicas > 8, remote_timeout_ms out of range) or the
+ * error reading remote_auth_file; peers that are down are not an error
  * (they are connected lazily and retried with backoff), nor is a host with
  * no RDMA device (TCP is used; one warning if remote_rdma_dev was named).
  */
@@ -292,9 +292,10 @@ int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
  * e.g. -EIO: a lower tier's read of that block failed (the tier forgets the
  * copy, so later lookups miss it, and counts it in its failures). If an
  * error stops it before any block is loaded, res is err (a miss gives 0).
- * Engine blocks from res on (all if res < 0) are left untouched. A hash may repeat within h
- * (each of its engine blocks gets the block); an engine block may not
- * (-EINVAL: the two copies would race). Returns like kv_store().
+ * Engine blocks from res on (all if res < 0) are left untouched. A hash may
+ * repeat within h (each of its engine blocks gets the block); an engine
+ * block may not (-EINVAL: the two copies would race). Returns like
+ * kv_store().
  */
 int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
 	    size_t n, uint64_t user_data);
@@ -374,7 +375,7 @@ int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms
  */
 int kv_event_fd(struct kv *kv);
 
-/* Requests submitted and not yet taken by kv_poll/kv_wait. Returns the count (0 if kv is NULL). */
+/* Requests submitted and not yet taken by kv_poll/kv_wait. Returns the count (0: kv NULL). */
 unsigned kv_inflight(struct kv *kv);
 
 struct kv_tier_stats {
