@@ -58,7 +58,6 @@ static void *worker_main(void *arg)
 		else if (r->op == KV_COMP_LOAD)
 			kv->st.loads++;
 		pthread_mutex_unlock(&kv->lock);
-		free(r);
 
 		pthread_mutex_lock(&kv->clock);
 		kv->ring[(kv->rhead + kv->rcount) % kv->rsize] = c;
@@ -68,6 +67,9 @@ static void *worker_main(void *arg)
 		}
 		pthread_cond_broadcast(&kv->ccond);
 		pthread_mutex_unlock(&kv->clock);
+		/* Only now: what a prefetch reported is resident when it is posted. */
+		kv_xfer_release(kv, r);
+		free(r);
 	}
 	return NULL;
 }
@@ -535,6 +537,8 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 	r->n = (uint32_t)n;
 	r->user_data = user_data;
 	r->fence = NULL;
+	r->held = NULL;
+	r->nheld = 0;
 	r->h = (kv_hash *)(r + 1);
 	r->blocks = blocks ? (uint32_t *)(r->h + n) : NULL;
 	memcpy(r->h, h, n * sizeof(kv_hash));

@@ -276,17 +276,20 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	uint64_t csum[KV_CHUNK];
 	int res[KV_CHUNK];
 	uint8_t kind[KV_CHUNK], which[KV_CHUNK], below[KV_CHUNK];
-	uint32_t done = 0, waits = 0, nheld = 0;
+	uint32_t done = 0, waits = 0;
 	int err = 0;
 	/*
 	 * A prefetch keeps a reference on each block it delivered until its
-	 * completion, so its later chunks never evict its own head: when the
-	 * pool holds nothing else to evict, it stops with -ENOSPC instead.
+	 * completion is posted (kv_xfer_release), so its later chunks never
+	 * evict its own head: when the pool holds nothing else to evict, it
+	 * stops with -ENOSPC instead.
 	 */
 	struct kv_entry **held = unpack ? NULL : malloc((size_t)r->n * sizeof(*held));
 
 	if (!unpack && !held)
 		err = -ENOMEM;
+	r->held = held;
+	r->nheld = 0;
 	for (uint32_t start = 0; start < r->n && !err;) {
 		uint32_t m = r->n - start < KV_CHUNK ? r->n - start : KV_CHUNK;
 		uint32_t k = 0, good, npromote = 0;
@@ -428,7 +431,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 		pthread_mutex_lock(&kv->lock);
 		for (uint32_t j = 0; j < k; j++) {
 			if (held && j < good)
-				held[nheld++] = ents[j]; /* released when the request ends */
+				held[r->nheld++] = ents[j]; /* released once posted */
 			else
 				entry_unref(kv, ents[j]);
 		}
@@ -453,13 +456,6 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 		start += good;
 		if (!k && !err)
 			err = -ENOENT; /* nothing taken and no reason: never spin */
-	}
-	if (held) {
-		pthread_mutex_lock(&kv->lock);
-		for (uint32_t j = 0; j < nheld; j++)
-			entry_unref(kv, held[j]);
-		pthread_mutex_unlock(&kv->lock);
-		free(held);
 	}
 	c->res = (int32_t)done;
 	c->err = err;
@@ -500,6 +496,19 @@ void kv_host_flush(struct kv *kv)
 			entry_unref(kv, ents[j]);
 		pthread_mutex_unlock(&kv->lock);
 	}
+}
+
+void kv_xfer_release(struct kv *kv, struct kv_req *r)
+{
+	if (!r->held)
+		return;
+	pthread_mutex_lock(&kv->lock);
+	for (uint32_t j = 0; j < r->nheld; j++)
+		entry_unref(kv, r->held[j]);
+	pthread_mutex_unlock(&kv->lock);
+	free(r->held);
+	r->held = NULL;
+	r->nheld = 0;
 }
 
 void kv_xfer_run(struct kv *kv, struct kv_req *r, struct kv_completion *c)
