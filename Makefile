@@ -27,7 +27,7 @@ endif
 override BUILD := $(abspath $(BUILD))
 
 KV_SOVERSION := 0
-KV_VERSION := 0.3.0
+KV_VERSION := 0.4.0
 
 CFLAGS ?= -O2 -g
 KV_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \

@@ -9,6 +9,22 @@
 
 #include "kv_pack.h"
 
+/*
+ * Does the V plane of some block b overlap the K plane of some block c of
+ * the same layer? K(c) = [c*bs, +P), V(b) = [ps + b*bs, +P): they overlap
+ * iff |ps + (b - c)*bs| < P for some b - c = d in (-nb, nb). Planes of one
+ * kind never overlap each other once bs >= P, so only the d closest to
+ * -ps/bs matter: d = -q (distance r) and d = -q - 1 (distance bs - r).
+ */
+static int kv_planes_overlap(size_t ps, size_t bs, size_t plane, uint32_t nb)
+{
+	size_t q = ps / bs, r = ps % bs;
+
+	if (q < nb && r < plane)
+		return 1;
+	return q + 1 < nb && bs - r < plane;
+}
+
 int kv_pack_layout_init(struct kv_pack_layout *pl, const struct kv_geometry *g,
 			const struct kv_engine_cache *ec)
 {
@@ -65,6 +81,9 @@ int kv_pack_layout_init(struct kv_pack_layout *pl, const struct kv_geometry *g,
 		pl->plane_stride = ec->plane_stride;
 	/* A plane of a block must fit between neighbours, or blocks overlap. */
 	if (pl->block_stride < plane || (g->planes > 1 && pl->plane_stride < plane))
+		return -EINVAL;
+	if (g->planes > 1 && kv_planes_overlap(pl->plane_stride, pl->block_stride, plane,
+					       ec->num_blocks))
 		return -EINVAL;
 	return 0;
 }

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define KV_VERSION_MAJOR 0
-#define KV_VERSION_MINOR 3
+#define KV_VERSION_MINOR 4
 
 /* ---------------------------------------------------------------- identity */
 
@@ -153,14 +153,20 @@ enum kv_flags {
 struct kv_config {
 	struct kv_geometry geometry;
 	size_t host_bytes;        /* host pool size, rounded down to whole slots (a slot is
-				     block bytes rounded up to 4 KiB, for O_DIRECT/RDMA) */
-	const char *disk_path;    /* disk tier file or device; NULL: no disk tier */
-	size_t disk_bytes;        /* disk tier size */
-	const char *peers;        /* "host:port,host:port" memory servers; NULL: none */
+				     block bytes rounded up to 4 KiB, for O_DIRECT/RDMA);
+				     at least one slot */
+	const char *disk_path;    /* disk tier file or device; NULL: no disk tier; not "" */
+	size_t disk_bytes;        /* disk tier size (with disk_path): room for the superblock,
+				     the slot table and at least one slot (disk-format.md) */
+	const char *peers;        /* "host:port,host:port" memory servers; NULL: none. Each
+				     entry "host:port" or "[v6addr]:port" (leading spaces
+				     ignored), non-empty host, port 1..65535, at most 64
+				     entries, no empty entry ("a:1,,b:2", a trailing comma) */
 	uint32_t flags;           /* enum kv_flags */
-	uint32_t queue_depth;     /* max requests in flight; 0: 256 */
-	uint32_t workers;         /* copy/checksum threads; 0: one per core, max 8 */
-	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers */
+	uint32_t queue_depth;     /* max requests in flight; 0: 256, max 65536 */
+	uint32_t workers;         /* copy/checksum threads; 0: one per core up to 8; max 8 */
+	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers;
+				     required (not {0,0}) with peers */
 	/* Since 0.2 (fields only added at the end; 0 always means the default): */
 	uint32_t disk_queue_depth; /* disk I/Os in flight per worker; 0: 32, max 4096 */
 	uint32_t disk_batch;       /* disk I/Os prepared per io_uring submit; 0: disk_queue_depth */
@@ -178,6 +184,15 @@ struct kv_config {
 };
 
 /*
+ * kv_open refuses with -EINVAL, leaving nothing behind: a bad geometry,
+ * host_bytes under one slot, a field above its max, an unknown flag bit,
+ * KV_F_REQUIRE_KVMEM with KV_F_NO_KVMEM, disk_path "" or without
+ * disk_bytes, disk_bytes under one disk slot (no file is created), a bad
+ * peers list, peers with ns_root {0,0} (every server would refuse the
+ * session). The last two say why on stderr unless KV_F_QUIET. A tier's
+ * flags (KV_F_DISK_*, KV_F_REMOTE_*) without that tier are accepted and
+ * do nothing.
+ *
  * ABI: struct kv_config only grows at its end, and kv_open is versioned
  * (KV_0.1, KV_0.2, KV_0.3 in libkv.map): a program built against an older
  * kv.h calls the kv_open of its version, which reads only the fields that
@@ -204,15 +219,16 @@ struct kv;
  * start the workers. Returns 0 and sets *out, or -EINVAL (bad config),
  * -ENOMEM, -EPERM (KV_F_REQUIRE_PINNED and the memlock limit is too low),
  * -ENODEV (KV_F_REQUIRE_KVMEM and no module), -EOPNOTSUPP (peers: no remote
- * tier in this build). Disk tier errors (a line on stderr says which unless
- * KV_F_QUIET): -EMEDIUMTYPE (not a libkv disk tier, or another format
- * version), -EEXIST (written for another geometry, size or namespace),
- * -EUCLEAN (truncated, or corrupt superblock) -- the three are reformatted
- * instead with KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or
- * the error of open(2)/read/write. A file system that refuses O_DIRECT and a
- * host where io_uring is unavailable are not errors: one warning each, then
- * buffered I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad
- * peers list, remote_replicas > 8, remote_timeout_ms out of range) or the
+ * tier in this build); the -EINVAL cases are listed after struct kv_config.
+ * Disk tier errors (a line on stderr says which unless KV_F_QUIET):
+ * -EMEDIUMTYPE (not a libkv disk tier, or another format version), -EEXIST
+ * (written for another geometry, size or namespace), -EUCLEAN (truncated,
+ * or corrupt superblock) -- the three are reformatted instead with
+ * KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or the error of
+ * open(2)/read/write. A file system that refuses O_DIRECT and a host where
+ * io_uring is unavailable are not errors: one warning each, then buffered
+ * I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad peers list,
+ * no ns_root, remote_replicas > 8, remote_timeout_ms out of range) or the
  * error reading remote_auth_file; peers that are down are not an error
  * (they are connected lazily and retried with backoff), nor is a host with
  * no RDMA device (TCP is used; one warning if remote_rdma_dev was named).
@@ -229,8 +245,12 @@ void kv_close(struct kv *kv);
 
 /*
  * Describe the engine's KV cache. Must be called before kv_store/kv_load and
- * may be called again only with no request in flight. Returns 0, -EINVAL
- * (bad description, layout/planes mismatch), -EBUSY (requests in flight),
+ * may be called again only with no request in flight. Within a layer no two
+ * planes of the engine blocks 0..num_blocks-1 may overlap: block_stride and
+ * plane_stride must each be at least P, and no block's V plane may overlap
+ * any block's K plane (e.g. plane_stride == block_stride, or V of block b
+ * running into K of block b+1). Returns 0, -EINVAL (bad description,
+ * overlapping planes, layout/planes mismatch), -EBUSY (requests in flight),
  * -EOPNOTSUPP (KV_MEM_CUDA without a usable CUDA backend).
  */
 int kv_attach(struct kv *kv, const struct kv_engine_cache *ec);
@@ -252,7 +272,10 @@ int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out);
 /*
  * Queue a store of engine blocks engine_blocks[i] under names h[i]. The
  * engine blocks are read (packed) before the completion is posted; they must
- * not change until then. A hash already present completes without copying.
+ * not change until then. A hash already present completes without copying,
+ * and so does a hash repeated within h (the engine block of its first
+ * occurrence is the one stored); one engine block may be stored under
+ * several names. Both count as done and in kv_stats().store_dedup.
  * Returns 0 once queued, -EINVAL (NULL, n == 0, block id out of range, not
  * attached), -EAGAIN (queue_depth requests already in flight).
  */
@@ -263,12 +286,16 @@ int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
  * Queue a load of blocks h[i] into engine blocks engine_blocks[i], in order.
  * A block not in host memory is read from the best lower tier (disk, then
  * remote) into a host slot, checksum-verified, kept there, then unpacked.
- * Loading stops at the first block that is absent or fails verification:
- * the completion's res is then the count of leading blocks loaded and its
- * err is -ENOENT (absent) or -EBADMSG (checksum mismatch, treated as absent),
- * or -EIO (a lower tier's read failed: the block is forgotten, counted in
- * that tier's failures).
- * Engine blocks from res on are left untouched. Returns like kv_store().
+ * Loading stops at the first block it cannot deliver. The completion's res
+ * is the count of leading blocks loaded, err why it stopped: a miss, -ENOENT
+ * (absent) or -EBADMSG (checksum mismatch, treated as absent), or an error,
+ * e.g. -EIO: a lower tier's read of that block failed (the tier forgets the
+ * copy, so later lookups miss it, and counts it in its failures). If an
+ * error stops it before any block is loaded, res is err (a miss gives 0).
+ * Engine blocks from res on (all if res < 0) are left untouched. A hash may
+ * repeat within h (each of its engine blocks gets the block); an engine
+ * block may not (-EINVAL: the two copies would race). Returns like
+ * kv_store().
  */
 int kv_load(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
 	    size_t n, uint64_t user_data);
@@ -285,40 +312,70 @@ enum kv_comp_flags {
  * already in host memory count as done; others are read from the best lower
  * tier and verified. Stops at the first block found nowhere (or failing
  * verification), like kv_load. One completion with KV_COMP_PREFETCH: res is
- * the count of leading blocks now in host memory, err why it stopped early.
- * Returns 0 once queued, -EINVAL (NULL, n == 0), -EAGAIN (queue full).
+ * the count of leading blocks resident when the completion is posted, err
+ * why it stopped early. The prefetch holds each block it delivered until
+ * then, so it never evicts its own head: past what the pool can hold besides
+ * the blocks other requests are using, it stops with -ENOSPC. Once posted,
+ * the blocks are ordinary host blocks (the most recently used): concurrent
+ * requests may evict them before a later kv_load, which then reads them
+ * from below again. Returns 0 once queued, -EINVAL (NULL, n == 0), -EAGAIN
+ * (queue full).
  */
 int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t user_data);
 
 struct kv_completion {
 	uint64_t user_data; /* as given at submission */
-	int32_t res;        /* leading blocks done (>= 0), or -errno if none done
-			       and the cause was an error other than a miss */
-	int32_t err;        /* why it stopped before n: 0 (all done), -ENOENT,
-			       -EBADMSG, -ENOSPC, -EIO, ... */
+	int32_t res;        /* leading blocks done (>= 0); if none was done and
+			       err is an error, not a miss: err (< 0) */
+	int32_t err;        /* why it stopped before n: 0 (all done), a miss
+			       (-ENOENT, -EBADMSG) or an error (-EIO: a lower
+			       tier failed on that block; -ENOSPC, -ENOMEM...) */
 	uint32_t n;         /* blocks requested */
 	uint32_t flags;     /* enum kv_comp_flags */
+	/* Since 0.4: */
+	uint32_t reserved[2]; /* zero; may gain meaning in a later version */
 };
 
 /*
- * Take up to max finished completions without blocking. Returns how many
- * were written to c (0 if none), or -EINVAL.
+ * ABI of the output structs. kv_poll/kv_wait fill arrays of struct
+ * kv_completion and their signatures are fixed, so the array stride is the
+ * layout the caller was built with: each layout has its own symbol version.
+ * kv_poll@KV_0.1 / kv_wait@KV_0.1 write the 24-byte 0.1 layout (up to
+ * flags), the defaults @@KV_0.4 the 32-byte one above. A new field takes
+ * reserved room first (old callers see it as zero and ignore it) and is
+ * documented with the version that gave it meaning; only a layout that
+ * needs more room gets a new version node. A size field inside each
+ * completion was not chosen: the library would have to trust memory the
+ * caller may not have initialised, and every caller would have to set it.
+ * struct kv_stats follows the same rule: kv_stats@KV_0.1 writes the 0.1
+ * layout (up to host_huge_bytes), kv_stats@@KV_0.4 adds reserved[].
+ */
+
+/*
+ * Take up to max finished completions without blocking, oldest first.
+ * Returns how many were written to c (0 if none), or -EINVAL (kv or c NULL,
+ * max == 0: nothing is taken).
  */
 int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max);
 
 /*
- * Like kv_poll() but wait up to timeout_ms (-1: forever) for at least one.
- * Returns the count (> 0), 0 on timeout, or -EINVAL.
+ * Like kv_poll() but wait up to timeout_ms for at least one; as with
+ * poll(2), any negative timeout_ms waits forever and 0 does not wait.
+ * Returns the count (> 0), 0 on timeout, or -EINVAL (as kv_poll()).
  */
 int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms);
 
 /*
  * An eventfd that is readable while completions are waiting (for engines
- * with an event loop). Owned by kv; do not close it. Returns the fd.
+ * with an event loop). Owned by kv; do not close it. The engine may read(2)
+ * it (8 bytes, value meaningless) to clear readiness, e.g. in an
+ * edge-triggered loop: every new completion, and every kv_poll/kv_wait that
+ * leaves completions waiting, makes it readable again; one that takes the
+ * last makes it unreadable. Returns the fd, or -EINVAL (kv NULL).
  */
 int kv_event_fd(struct kv *kv);
 
-/* Requests submitted and not yet taken by kv_poll/kv_wait. */
+/* Requests submitted and not yet taken by kv_poll/kv_wait. Returns the count (0: kv NULL). */
 unsigned kv_inflight(struct kv *kv);
 
 struct kv_tier_stats {
@@ -348,12 +405,17 @@ struct kv_stats {
 	uint32_t host_provider;  /* enum kv_provider of the host pool */
 	uint32_t host_pinned;    /* 1 if the host pool is pinned */
 	uint64_t host_huge_bytes; /* bytes of the host pool in huge pages (if known) */
+	/* Since 0.4 (see struct kv_completion's ABI note): */
+	uint64_t reserved[8];    /* zero; may gain meaning in a later version */
 };
 
-/* Snapshot the counters. Returns 0 or -EINVAL. */
+/* Snapshot the counters (reserved[] written as zero). Returns 0 or -EINVAL. */
 int kv_stats(struct kv *kv, struct kv_stats *st);
 
-/* Text for a negative errno (or 0). Never NULL. */
+/*
+ * Text for a negative errno (or 0). Any int is valid: a value that is not
+ * 0 or -1..-4095 gives "unknown error...". Never NULL.
+ */
 const char *kv_strerror(int err);
 
 /* Name of a tier ("host", ...) or "none". Never NULL. */

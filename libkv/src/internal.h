@@ -33,6 +33,8 @@ struct kv_req {
 	void *fence;            /* backend fence (stores), consumed or dropped */
 	kv_hash *h;             /* n hashes, stored after the struct */
 	uint32_t *blocks;       /* n engine block ids (NULL for a prefetch) */
+	struct kv_entry **held; /* prefetch: entries it delivered, referenced until posted */
+	uint32_t nheld;
 };
 
 struct kv {
@@ -94,6 +96,12 @@ static inline uint64_t *kv_slot_check(const struct kv *kv, uint32_t slot)
 
 /* Run one request to completion on a worker thread; fills c. */
 void kv_xfer_run(struct kv *kv, struct kv_req *r, struct kv_completion *c);
+
+/*
+ * After r's completion is posted: drop what the request still holds (the
+ * blocks a prefetch reported resident). Takes kv->lock.
+ */
+void kv_xfer_release(struct kv *kv, struct kv_req *r);
 
 /*
  * Append a lower tier (kv_open only, before the workers start): loads fall

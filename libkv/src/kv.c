@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -56,7 +58,6 @@ static void *worker_main(void *arg)
 		else if (r->op == KV_COMP_LOAD)
 			kv->st.loads++;
 		pthread_mutex_unlock(&kv->lock);
-		free(r);
 
 		pthread_mutex_lock(&kv->clock);
 		kv->ring[(kv->rhead + kv->rcount) % kv->rsize] = c;
@@ -66,6 +67,9 @@ static void *worker_main(void *arg)
 		}
 		pthread_cond_broadcast(&kv->ccond);
 		pthread_mutex_unlock(&kv->clock);
+		/* Only now: what a prefetch reported is resident when it is posted. */
+		kv_xfer_release(kv, r);
+		free(r);
 	}
 	return NULL;
 }
@@ -77,6 +81,14 @@ static unsigned default_workers(void)
 	if (n < 1)
 		n = 1;
 	return n > KV_MAX_WORKERS ? KV_MAX_WORKERS : (unsigned)n;
+}
+
+/* A refused config: one line on stderr (unless KV_F_QUIET) says why. */
+static int config_refuse(const struct kv_config *cfg, const char *why)
+{
+	if (!(cfg->flags & KV_F_QUIET))
+		fprintf(stderr, "libkv: kv_open: %s\n", why);
+	return -EINVAL;
 }
 
 static int config_check(const struct kv_config *cfg)
@@ -100,6 +112,12 @@ static int config_check(const struct kv_config *cfg)
 	if (cfg->remote_replicas > KV_MAX_REPLICAS || cfg->remote_timeout_ms < 0 ||
 	    cfg->remote_timeout_ms > KV_MAX_REMOTE_TIMEOUT_MS)
 		return -EINVAL;
+	if (cfg->peers && kv_remote_peers_check(cfg->peers))
+		return config_refuse(cfg, "bad peers list (want host:port[,host:port...], "
+				     "ports 1-65535, no empty entry)");
+	/* Every server refuses a session without a namespace: catch it here, not as "down". */
+	if (cfg->peers && !cfg->ns_root.lo && !cfg->ns_root.hi)
+		return config_refuse(cfg, "peers need a namespace: set ns_root (kv_hash_root)");
 	return 0;
 }
 
@@ -443,6 +461,36 @@ static void count_rejected(struct kv *kv)
 	pthread_mutex_unlock(&kv->lock);
 }
 
+/*
+ * A load must not name an engine block twice: which copy would land there is
+ * unordered on a device. 0, -EINVAL (a repeat) or -ENOMEM. Ids are < nb.
+ */
+static int blocks_distinct(const uint32_t *b, size_t n, uint32_t nb)
+{
+	uint64_t *seen;
+	int ret = 0;
+
+	if (n <= 32) {
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = 0; j < i; j++)
+				if (b[i] == b[j])
+					return -EINVAL;
+		return 0;
+	}
+	seen = calloc(((size_t)nb + 63) / 64, sizeof(*seen));
+	if (!seen)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t bit = 1ull << (b[i] % 64);
+
+		if (seen[b[i] / 64] & bit)
+			ret = -EINVAL;
+		seen[b[i] / 64] |= bit;
+	}
+	free(seen);
+	return ret;
+}
+
 static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 		  const uint32_t *blocks, size_t n, uint64_t user_data)
 {
@@ -462,6 +510,14 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 			count_rejected(kv);
 			return -EINVAL;
 		}
+	if (op == KV_COMP_LOAD) {
+		ret = blocks_distinct(blocks, n, kv->pl.num_blocks);
+		if (ret) {
+			if (ret == -EINVAL)
+				count_rejected(kv);
+			return ret;
+		}
+	}
 	/* Reserve a place in flight (and so in the completion ring). */
 	cur = atomic_load(&kv->inflight);
 	do {
@@ -481,6 +537,8 @@ static int submit(struct kv *kv, uint32_t op, const kv_hash *h,
 	r->n = (uint32_t)n;
 	r->user_data = user_data;
 	r->fence = NULL;
+	r->held = NULL;
+	r->nheld = 0;
 	r->h = (kv_hash *)(r + 1);
 	r->blocks = blocks ? (uint32_t *)(r->h + n) : NULL;
 	memcpy(r->h, h, n * sizeof(kv_hash));
@@ -523,43 +581,67 @@ KV_EXPORT int kv_prefetch(struct kv *kv, const kv_hash *h, size_t n, uint64_t us
 	return submit(kv, KV_COMP_PREFETCH, h, NULL, n, user_data);
 }
 
+/*
+ * Completions by ABI version (see kv.h): kv_poll/kv_wait@KV_0.1 write the
+ * 24-byte 0.1 layout, the default ones (KV_0.4) the current one. The old
+ * layout is a prefix of the new, so each entry copies esize bytes.
+ */
+struct kv_completion_v0_1 {
+	uint64_t user_data;
+	int32_t res;
+	int32_t err;
+	uint32_t n;
+	uint32_t flags;
+};
+_Static_assert(sizeof(struct kv_completion_v0_1) == 24, "the 0.1 completion is 24 bytes");
+_Static_assert(sizeof(struct kv_completion) == 32, "the 0.4 completion is 32 bytes");
+_Static_assert(offsetof(struct kv_completion, reserved) == sizeof(struct kv_completion_v0_1),
+	       "0.4 only adds to the 0.1 completion");
+
 /* Caller holds kv->clock. */
-static unsigned take(struct kv *kv, struct kv_completion *c, unsigned max)
+static unsigned take(struct kv *kv, void *c, size_t esize, unsigned max)
 {
 	unsigned got = 0;
-	uint64_t v;
+	uint64_t v, one = 1;
 
 	while (got < max && kv->rcount) {
-		c[got++] = kv->ring[kv->rhead];
+		memcpy((char *)c + (size_t)got * esize, &kv->ring[kv->rhead], esize);
+		got++;
 		kv->rhead = (kv->rhead + 1) % kv->rsize;
 		kv->rcount--;
 	}
+	/*
+	 * Readable exactly while completions wait. The engine may have read
+	 * the counter to zero itself (kv.h allows it): re-arm if some are left.
+	 */
 	if (!kv->rcount && read(kv->efd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: already zero. */
+	} else if (kv->rcount && write(kv->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is far from saturated, so it is non-zero. */
 	}
 	if (got)
 		atomic_fetch_sub(&kv->inflight, got);
 	return got;
 }
 
-KV_EXPORT int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max)
+static int poll_sized(struct kv *kv, void *c, size_t esize, unsigned max)
 {
 	unsigned got;
 
 	if (!kv || !c || !max)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->clock);
-	got = take(kv, c, max);
+	got = take(kv, c, esize, max);
 	pthread_mutex_unlock(&kv->clock);
 	return (int)(got > INT32_MAX ? INT32_MAX : got);
 }
 
-KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms)
+static int wait_sized(struct kv *kv, void *c, size_t esize, unsigned max, int timeout_ms)
 {
 	struct timespec dl;
 	unsigned got;
 
-	if (!kv || !c || !max || timeout_ms < -1)
+	if (!kv || !c || !max)
 		return -EINVAL;
 	if (timeout_ms >= 0) {
 		clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -577,9 +659,32 @@ KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int 
 		if (rc == ETIMEDOUT)
 			break;
 	}
-	got = take(kv, c, max);
+	got = take(kv, c, esize, max);
 	pthread_mutex_unlock(&kv->clock);
-	return (int)got;
+	return (int)(got > INT32_MAX ? INT32_MAX : got);
+}
+
+KV_EXPORT int kv_poll_v0_1(struct kv *kv, void *c, unsigned max);
+KV_EXPORT int kv_wait_v0_1(struct kv *kv, void *c, unsigned max, int timeout_ms);
+
+KV_EXPORT int kv_poll_v0_1(struct kv *kv, void *c, unsigned max)
+{
+	return poll_sized(kv, c, sizeof(struct kv_completion_v0_1), max);
+}
+
+KV_EXPORT int kv_wait_v0_1(struct kv *kv, void *c, unsigned max, int timeout_ms)
+{
+	return wait_sized(kv, c, sizeof(struct kv_completion_v0_1), max, timeout_ms);
+}
+
+KV_EXPORT int kv_poll(struct kv *kv, struct kv_completion *c, unsigned max)
+{
+	return poll_sized(kv, c, sizeof(*c), max);
+}
+
+KV_EXPORT int kv_wait(struct kv *kv, struct kv_completion *c, unsigned max, int timeout_ms)
+{
+	return wait_sized(kv, c, sizeof(*c), max, timeout_ms);
 }
 
 KV_EXPORT int kv_event_fd(struct kv *kv)
@@ -592,7 +697,7 @@ KV_EXPORT unsigned kv_inflight(struct kv *kv)
 	return kv ? atomic_load(&kv->inflight) : 0;
 }
 
-KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
+static int stats_current(struct kv *kv, struct kv_stats *st)
 {
 	if (!kv || !st)
 		return -EINVAL;
@@ -606,3 +711,33 @@ KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
 		kv->lower[t].stats(kv->lower[t].ctx, &st->tier[kv->lower[t].level]);
 	return 0;
 }
+
+/* kv_stats@KV_0.1 writes the 0.1 layout: the current one up to reserved[]. */
+KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st);
+
+KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st)
+{
+	struct kv_stats cur;
+	int ret;
+
+	if (!st)
+		return -EINVAL;
+	ret = stats_current(kv, &cur);
+	if (!ret)
+		memcpy(st, &cur, offsetof(struct kv_stats, reserved));
+	return ret;
+}
+
+KV_EXPORT int kv_stats(struct kv *kv, struct kv_stats *st)
+{
+	return stats_current(kv, st);
+}
+
+/*
+ * libkv.so exports the 0.1 layouts' entries as kv_poll@KV_0.1,
+ * kv_wait@KV_0.1 and kv_stats@KV_0.1, the current ones as the defaults
+ * @@KV_0.4 (libkv.map).
+ */
+__asm__(".symver kv_poll_v0_1, kv_poll@KV_0.1");
+__asm__(".symver kv_wait_v0_1, kv_wait@KV_0.1");
+__asm__(".symver kv_stats_v0_1, kv_stats@KV_0.1");

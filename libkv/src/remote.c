@@ -677,9 +677,34 @@ static int parse_hostport(const char *s, size_t len, char *host, size_t hlen, ch
 	return 0;
 }
 
+int kv_remote_peers_check(const char *peers)
+{
+	char host[sizeof(((struct rpeer *)0)->host)], port[sizeof(((struct rpeer *)0)->port)];
+	unsigned n = 0;
+
+	if (!peers)
+		return -EINVAL;
+	for (const char *s = peers;; s++) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+
+		while (len && *s == ' ') {
+			s++;
+			len--;
+		}
+		/* An empty entry ("a:1,,b:2", a trailing comma, "") is a typo, not "no peer". */
+		if (!len || ++n > MAX_PEERS ||
+		    parse_hostport(s, len, host, sizeof(host), port, sizeof(port)))
+			return -EINVAL;
+		s += len;
+		if (!*s)
+			return 0;
+	}
+}
+
 int kv_remote_tier_open_opts(const struct kv_remote_opts *o, struct kv_tier_ops *out)
 {
-	if (!o || !o->peers || !out)
+	if (!o || !o->peers || !out || kv_remote_peers_check(o->peers))
 		return -EINVAL;
 	size_t bb = kv_geometry_block_bytes(&o->geom);
 	if (bb == 0 || bb > KVP_MAX_BLOCK)

@@ -37,6 +37,13 @@ struct kv_remote_opts {
 };
 
 /*
+ * Check a peers list: one or more comma-separated "host:port" / "[v6]:port"
+ * entries (leading spaces ignored), each with a non-empty host and a port in
+ * 1..65535, at most 64; no empty entry. Returns 0 or -EINVAL.
+ */
+int kv_remote_peers_check(const char *peers);
+
+/*
  * Open the remote tier (kv_open fills o from struct kv_config). Peers need
  * not be up: they are connected lazily and retried. Returns 0 and fills
  * *out, or -EINVAL (bad peers list or geometry), -ENOMEM, or the error

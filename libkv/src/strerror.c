@@ -24,9 +24,10 @@ KV_EXPORT const char *kv_strerror(int err)
 	case -ENODEV:
 		return "/dev/kvmem is not available (module not loaded?)";
 	}
-	if (err < 0)
+	/* -err only where it cannot overflow: errno values are below 4096. */
+	if (err < 0 && err > -4096)
 		return strerror(-err);
-	return "unknown error (positive value)";
+	return err > 0 ? "unknown error (positive value)" : "unknown error";
 }
 
 KV_EXPORT const char *kv_tier_name(int tier)

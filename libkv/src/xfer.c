@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -325,7 +326,18 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	bool waited = false;
 	struct timespec wait_until = { 0, 0 };
 	int err = 0;
+	/*
+	 * A prefetch keeps a reference on each block it delivered until its
+	 * completion is posted (kv_xfer_release), so its later chunks never
+	 * evict its own head: when the pool holds nothing else to evict, it
+	 * stops with -ENOSPC instead.
+	 */
+	struct kv_entry **held = unpack ? NULL : malloc((size_t)r->n * sizeof(*held));
 
+	if (!unpack && !held)
+		err = -ENOMEM;
+	r->held = held;
+	r->nheld = 0;
 	for (uint32_t start = 0; start < r->n && !err;) {
 		uint32_t m = r->n - start < KV_CHUNK ? r->n - start : KV_CHUNK;
 		uint32_t k = 0, good, npromote = 0;
@@ -494,8 +506,12 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			rc = kv->be.unpack(kv->be.ctx, src, r->blocks + start, good);
 
 		pthread_mutex_lock(&kv->lock);
-		for (uint32_t j = 0; j < k; j++)
-			entry_unref(kv, ents[j]);
+		for (uint32_t j = 0; j < k; j++) {
+			if (held && j < good)
+				held[r->nheld++] = ents[j]; /* released once posted */
+			else
+				entry_unref(kv, ents[j]);
+		}
 		if (rc) {
 			ts->failures++;
 		} else {
@@ -557,6 +573,19 @@ void kv_host_flush(struct kv *kv)
 			entry_unref(kv, ents[j]);
 		pthread_mutex_unlock(&kv->lock);
 	}
+}
+
+void kv_xfer_release(struct kv *kv, struct kv_req *r)
+{
+	if (!r->held)
+		return;
+	pthread_mutex_lock(&kv->lock);
+	for (uint32_t j = 0; j < r->nheld; j++)
+		entry_unref(kv, r->held[j]);
+	pthread_mutex_unlock(&kv->lock);
+	free(r->held);
+	r->held = NULL;
+	r->nheld = 0;
 }
 
 void kv_xfer_run(struct kv *kv, struct kv_req *r, struct kv_completion *c)
