@@ -348,7 +348,8 @@ struct kv_completion {
  * completion was not chosen: the library would have to trust memory the
  * caller may not have initialised, and every caller would have to set it.
  * struct kv_stats follows the same rule: kv_stats@KV_0.1 writes the 0.1
- * layout (up to host_huge_bytes), kv_stats@@KV_0.4 adds reserved[].
+ * layout (up to host_huge_bytes), kv_stats@@KV_0.4 adds host_dirty,
+ * flusher_writes, store_stalls and reserved[].
  */
 
 /*
@@ -406,7 +407,12 @@ struct kv_stats {
 	uint32_t host_pinned;    /* 1 if the host pool is pinned */
 	uint64_t host_huge_bytes; /* bytes of the host pool in huge pages (if known) */
 	/* Since 0.4 (see struct kv_completion's ABI note): */
-	uint64_t reserved[8];    /* zero; may gain meaning in a later version */
+	uint64_t host_dirty;     /* host blocks the first lower tier lacks and the admission
+				    policy (kv_config.admit) wants there: the flusher's work */
+	uint64_t flusher_writes; /* blocks the background flusher wrote down */
+	uint64_t store_stalls;   /* stores and promotions that had to wait for the flusher
+				    because the oldest host blocks were all dirty */
+	uint64_t reserved[5];    /* zero; may gain meaning in a later version */
 };
 
 /* Snapshot the counters (reserved[] written as zero). Returns 0 or -EINVAL. */

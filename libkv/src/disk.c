@@ -123,6 +123,7 @@ struct disk {
 	bool tstop;
 
 	uint64_t fault_every, fault_count;  /* KV_DISK_FAULT_EIO (tests) */
+	unsigned fault_delay_ms;            /* KV_DISK_FAULT_DELAY_MS (tests): a slow disk's writes */
 };
 
 static void warn(const struct disk *d, const char *fmt, const char *a, const char *b)
@@ -638,6 +639,8 @@ static int disk_write(void *ctx, struct kv_tier_io *io, size_t n)
 			io[i].res = -ENOMEM;
 		return -ENOMEM;
 	}
+	if (d->fault_delay_ms)
+		usleep(d->fault_delay_ms * 1000u);
 	pthread_mutex_lock(&d->mu);
 	for (size_t i = 0; i < n; i++) {
 		slot[i] = NONE32;
@@ -1119,6 +1122,8 @@ int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool
 	d->hdr_bytes = kv_disk_header_bytes(dc->geometry.layers);
 	if (getenv("KV_DISK_FAULT_EIO"))
 		d->fault_every = strtoull(getenv("KV_DISK_FAULT_EIO"), NULL, 0);
+	if (getenv("KV_DISK_FAULT_DELAY_MS"))
+		d->fault_delay_ms = (unsigned)strtoul(getenv("KV_DISK_FAULT_DELAY_MS"), NULL, 0);
 	ret = -ENOMEM;
 	if (!d->path)
 		goto err;

@@ -24,6 +24,7 @@
 
 /* Per host slot, beside the index (kv->lock): what eviction needs to know. */
 #define KV_SLOT_CLEAN 0x1       /* the first lower tier has (or refused) a copy */
+#define KV_SLOT_DIRTY 0x2       /* counted in kv->ndirty (host.c's dirty_sync) */
 
 struct kv_req {
 	struct kv_req *next;
@@ -49,7 +50,7 @@ struct kv {
 	struct kv_pool pool;
 	struct kv_stats st;
 	uint8_t *slot_uses;     /* per host slot: stores + loads while resident (saturating) */
-	uint8_t *slot_flags;    /* per host slot: KV_SLOT_CLEAN */
+	uint8_t *slot_flags;    /* per host slot: KV_SLOT_CLEAN, KV_SLOT_DIRTY */
 	/*
 	 * Per host slot: the block's check values (check.h), shape.layers of
 	 * them, written by the worker that fills the slot (PENDING) and read
@@ -64,6 +65,20 @@ struct kv {
 	 */
 	struct kv_tier_ops lower[KV_MAX_LOWER];
 	unsigned nlower;
+
+	/* The flusher (host.c); its counters and conditions are under kv->lock. */
+	pthread_t flusher;
+	bool flusher_on, flush_stop;
+	pthread_cond_t flush_cv;   /* wakes the flusher */
+	pthread_cond_t clean_cv;   /* wakes stalled stores: clean_gen moved */
+	uint64_t clean_gen;        /* bumped after each flusher batch */
+	uint64_t ndirty;           /* dirty host blocks (see host.c) */
+	uint64_t dirty_hi, dirty_lo; /* watermarks: half and a quarter of the pool */
+	uint64_t evict_soon;       /* free slots below which a dirty LRU tail is written early */
+	uint64_t flusher_writes;   /* blocks the flusher wrote to lower[0] */
+	uint64_t store_stalls;     /* stores or promotions that waited for the flusher */
+	unsigned nstalled;         /* waiting now */
+	uint32_t flushing;         /* blocks the flusher holds while it writes them */
 
 	/* Engine cache; changed by kv_attach only while nothing is in flight. */
 	bool attached;
@@ -111,12 +126,6 @@ void kv_xfer_release(struct kv *kv, struct kv_req *r);
 int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t);
 
 /*
- * Write every admitted host block that no lower tier has yet to lower[0]
- * (kv_close, after the workers stopped: a restart finds them on disk).
- */
-void kv_host_flush(struct kv *kv);
-
-/*
  * Where the blocks of h[0..m) that host memory lacks are: from the first
  * entry of tier[] that is KV_TIER_NONE on, ask the lower tiers best first,
  * each only about the blocks no better tier holds, and set tier[i] to the
@@ -127,7 +136,43 @@ void kv_host_flush(struct kv *kv);
 void kv_lower_locate(struct kv *kv, const kv_hash *h, uint32_t m, uint8_t *tier,
 		     uint8_t *which);
 
-/* Free a host slot for a new block, evicting the LRU block if need be. Caller holds kv->lock. */
-uint32_t kv_host_slot_get(struct kv *kv);
+/* ---------------------------------------------------------------- host tier (host.c) */
+/* Every function below expects kv->lock held unless it says otherwise. */
+
+/*
+ * A free host slot for a new block: a free one, else the least recently used
+ * READY block no one holds that is not dirty is evicted. KV_SLOT_NONE when
+ * there is none; *dirty_full then says whether that is because the oldest
+ * blocks are all dirty (the caller may kv_host_stall() and try again).
+ */
+uint32_t kv_host_slot_get(struct kv *kv, bool *dirty_full);
+
+/* Wait (kv->lock released meanwhile) until the flusher has cleaned something:
+ * counted in store_stalls. Returns 0, or -ENOSPC after 30 s or at close. */
+int kv_host_stall(struct kv *kv);
+
+/* e's host copy: counted use (admission), published READY (clean: a lower
+ * tier has it), marked BAD (invisible, freed with its last reader), dropped. */
+void kv_host_used(struct kv *kv, struct kv_entry *e);
+void kv_host_ready(struct kv *kv, struct kv_entry *e, bool clean);
+void kv_host_bad(struct kv *kv, struct kv_entry *e);
+void kv_host_drop(struct kv *kv, struct kv_entry *e);
+
+/* Drop one reference; a copy marked bad while referenced goes with the last one. */
+void kv_host_unref(struct kv *kv, struct kv_entry *e);
+
+/* Whether dirty blocks sit at the LRU tail while free slots run short. */
+bool kv_host_tail_dirty(const struct kv *kv);
+
+/* The flusher thread (kv_open, once the lower tiers are added; kv_close).
+ * Without kv->lock. start returns 0 or -errno. */
+int kv_host_flusher_start(struct kv *kv);
+void kv_host_flusher_stop(struct kv *kv);
+
+/*
+ * Write every dirty host block to lower[0] (kv_close, after the workers and
+ * the flusher stopped: a restart finds them on disk). Without kv->lock.
+ */
+void kv_host_flush(struct kv *kv);
 
 #endif /* KV_INTERNAL_H */

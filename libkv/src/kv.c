@@ -227,6 +227,8 @@ static int open_current(const struct kv_config *cfg, struct kv **out)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&kv->ccond, &ca);
 	pthread_cond_init(&kv->pend_cv, &ca);
+	pthread_cond_init(&kv->flush_cv, &ca);
+	pthread_cond_init(&kv->clean_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
 	ret = kv_pool_init(&kv->pool, cfg->host_bytes, kv->block_bytes, cfg->flags);
@@ -254,6 +256,9 @@ static int open_current(const struct kv_config *cfg, struct kv **out)
 		if (ret)
 			goto err_index;
 	}
+	ret = kv_host_flusher_start(kv);
+	if (ret)
+		goto err_index;
 	kv->st.tier[KV_TIER_HOST].capacity = kv->pool.nslots;
 	kv->st.host_provider = kv->pool.region.provider;
 	kv->st.host_pinned = kv->pool.region.pinned;
@@ -283,6 +288,7 @@ err_threads:
 	kv_close(kv);
 	return ret;
 err_index:
+	kv_host_flusher_stop(kv);
 	lower_close(kv);
 	free(kv->slot_uses);
 	free(kv->slot_flags);
@@ -355,6 +361,7 @@ KV_EXPORT void kv_close(struct kv *kv)
 	for (unsigned i = 0; i < kv->nworkers; i++)
 		pthread_join(kv->workers[i], NULL);
 	/* Host blocks down first; tiers go before the pool (their rings have it registered). */
+	kv_host_flusher_stop(kv);
 	kv_host_flush(kv);
 	lower_close(kv);
 	free(kv->slot_uses);
@@ -374,6 +381,8 @@ KV_EXPORT void kv_close(struct kv *kv)
 	pthread_cond_destroy(&kv->qcond);
 	pthread_cond_destroy(&kv->ccond);
 	pthread_cond_destroy(&kv->pend_cv);
+	pthread_cond_destroy(&kv->flush_cv);
+	pthread_cond_destroy(&kv->clean_cv);
 	free(kv);
 }
 
@@ -703,6 +712,9 @@ static int stats_current(struct kv *kv, struct kv_stats *st)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	*st = kv->st;
+	st->host_dirty = kv->ndirty;
+	st->flusher_writes = kv->flusher_writes;
+	st->store_stalls = kv->store_stalls;
 	pthread_mutex_unlock(&kv->lock);
 	/* Lower tiers keep their own counters (rows of the same level add up). */
 	for (unsigned t = 0; t < kv->nlower; t++)
@@ -712,7 +724,7 @@ static int stats_current(struct kv *kv, struct kv_stats *st)
 	return 0;
 }
 
-/* kv_stats@KV_0.1 writes the 0.1 layout: the current one up to reserved[]. */
+/* kv_stats@KV_0.1 writes the 0.1 layout: the current one up to host_dirty. */
 KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st);
 
 KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st)
@@ -724,7 +736,7 @@ KV_EXPORT int kv_stats_v0_1(struct kv *kv, void *st)
 		return -EINVAL;
 	ret = stats_current(kv, &cur);
 	if (!ret)
-		memcpy(st, &cur, offsetof(struct kv_stats, reserved));
+		memcpy(st, &cur, offsetof(struct kv_stats, host_dirty));
 	return ret;
 }
 

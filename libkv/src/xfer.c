@@ -9,9 +9,9 @@
  * slots as the only buffers. A load falls through host -> lower[0] ->
  * lower[1]...: a block found below is read into a fresh host slot (its entry
  * PENDING meanwhile), verified by the tier, published READY and CLEAN (a
- * lower tier has it), then unpacked. Before a store or a promotion takes
- * slots, host_writeback() writes the admitted dirty blocks at the LRU tail to
- * lower[0], so eviction rarely has to drop a block nobody else holds.
+ * lower tier has it), then unpacked. Slots come from the host tier (host.c),
+ * whose flusher writes dirty blocks down off the request path; a store or a
+ * promotion waits for it only when the pool is full of dirty blocks.
  */
 #include <errno.h>
 #include <sched.h>
@@ -23,119 +23,6 @@
 #include "internal.h"
 
 #define PENDING_WAIT_NS (5 * 1000000000ll) /* a block another worker fills: then a miss */
-
-static void host_copy_drop(struct kv *kv, struct kv_entry *e)
-{
-	if (e->state[KV_TIER_HOST] == KV_COPY_PENDING)
-		pthread_cond_broadcast(&kv->pend_cv);
-	kv_lru_remove(&kv->ix, KV_TIER_HOST, e);
-	kv_pool_put(&kv->pool, e->slot[KV_TIER_HOST]);
-	e->slot[KV_TIER_HOST] = KV_SLOT_NONE;
-	e->state[KV_TIER_HOST] = KV_COPY_EMPTY;
-	if (kv_entry_empty(e) && !e->refs)
-		kv_index_remove(&kv->ix, e);
-}
-
-/* Drop one reference; a copy marked bad while referenced goes with the last one. */
-static void entry_unref(struct kv *kv, struct kv_entry *e)
-{
-	e->refs--;
-	if (e->refs)
-		return;
-	if (e->state[KV_TIER_HOST] == KV_COPY_BAD)
-		host_copy_drop(kv, e);
-	else if (kv_entry_empty(e))
-		kv_index_remove(&kv->ix, e);
-}
-
-uint32_t kv_host_slot_get(struct kv *kv)
-{
-	uint32_t slot = kv_pool_get(&kv->pool);
-	struct kv_entry *v;
-
-	if (slot == KV_SLOT_NONE) {
-		v = kv_lru_victim(&kv->ix, KV_TIER_HOST);
-		if (!v)
-			return KV_SLOT_NONE;
-		kv->st.tier[KV_TIER_HOST].evictions++;
-		kv->st.tier[KV_TIER_HOST].blocks--;
-		host_copy_drop(kv, v);
-		slot = kv_pool_get(&kv->pool);
-	}
-	if (slot != KV_SLOT_NONE) {
-		kv->slot_uses[slot] = 0;
-		kv->slot_flags[slot] = 0;
-	}
-	return slot;
-}
-
-/* Caller holds kv->lock. */
-static void slot_used(struct kv *kv, uint32_t slot)
-{
-	if (kv->slot_uses[slot] < UINT8_MAX)
-		kv->slot_uses[slot]++;
-}
-
-/* Caller holds kv->lock. Should this dirty host block go down when evicted? */
-static bool admit(const struct kv *kv, uint32_t slot)
-{
-	switch (kv->cfg.admit) {
-	case KV_ADMIT_ALL:
-		return true;
-	case KV_ADMIT_NONE:
-		return false;
-	default:
-		return kv->slot_uses[slot] >= 2;
-	}
-}
-
-/*
- * Make room for `need` new host blocks without losing admitted ones: walk
- * the LRU tail as eviction would, and write the dirty admitted victims to
- * lower[0] (from their slots, no copy; they stay loadable meanwhile, held by
- * a reference). Called without kv->lock; sleeps only in the tier's I/O.
- */
-static void host_writeback(struct kv *kv, uint32_t need)
-{
-	struct kv_entry *ents[KV_CHUNK];
-	struct kv_tier_io io[KV_CHUNK];
-	uint32_t k = 0, avail;
-
-	if (!kv->nlower || kv->cfg.admit == KV_ADMIT_NONE)
-		return;
-	pthread_mutex_lock(&kv->lock);
-	avail = kv->pool.nfree;
-	for (struct kv_entry *e = kv->ix.lru[KV_TIER_HOST].tail; e && avail < need && k < KV_CHUNK;
-	     e = e->lru[KV_TIER_HOST].prev) {
-		uint32_t slot = e->slot[KV_TIER_HOST];
-
-		if (e->refs || e->state[KV_TIER_HOST] != KV_COPY_READY)
-			continue;
-		avail++;
-		if ((kv->slot_flags[slot] & KV_SLOT_CLEAN) || !admit(kv, slot))
-			continue;
-		e->refs++;
-		ents[k] = e;
-		io[k].h = e->h;
-		io[k].check = kv_slot_check(kv, slot);
-		io[k].buf = kv_pool_addr(&kv->pool, slot);
-		io[k].res = 0;
-		k++;
-	}
-	pthread_mutex_unlock(&kv->lock);
-	if (!k)
-		return;
-
-	kv->lower[0].write(kv->lower[0].ctx, io, k); /* failures: counted by the tier */
-
-	pthread_mutex_lock(&kv->lock);
-	for (uint32_t j = 0; j < k; j++) {
-		/* Written or refused: either way, evicting it now loses nothing more. */
-		kv->slot_flags[ents[j]->slot[KV_TIER_HOST]] |= KV_SLOT_CLEAN;
-		entry_unref(kv, ents[j]);
-	}
-	pthread_mutex_unlock(&kv->lock);
-}
 
 static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 {
@@ -151,9 +38,9 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 	for (uint32_t start = 0; start < r->n && !err; start += KV_CHUNK) {
 		uint32_t m = r->n - start < KV_CHUNK ? r->n - start : KV_CHUNK;
 		uint32_t k = 0, ok = m, dedup = 0;
+		bool dirty_full;
 		int rc = 0;
 
-		host_writeback(kv, m);
 		pthread_mutex_lock(&kv->lock);
 		for (uint32_t i = 0; i < m; i++) {
 			struct kv_entry *e = kv_index_find(&kv->ix, r->h[start + i]);
@@ -162,7 +49,7 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 			if (e && (e->state[KV_TIER_HOST] == KV_COPY_READY ||
 				  e->state[KV_TIER_HOST] == KV_COPY_PENDING)) {
 				if (e->state[KV_TIER_HOST] == KV_COPY_READY)
-					slot_used(kv, e->slot[KV_TIER_HOST]);
+					kv_host_used(kv, e);
 				dedup++;
 				continue;
 			}
@@ -171,7 +58,11 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 				ok = i;
 				break;
 			}
-			slot = kv_host_slot_get(kv);
+			slot = kv_host_slot_get(kv, &dirty_full);
+			if (slot == KV_SLOT_NONE && dirty_full && !kv_host_stall(kv)) {
+				i--; /* the flusher cleaned a block: look at this one again */
+				continue;
+			}
 			if (slot == KV_SLOT_NONE ||
 			    (!e && !(e = kv_index_insert(&kv->ix, r->h[start + i])))) {
 				if (slot != KV_SLOT_NONE)
@@ -184,7 +75,7 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 			e->slot[KV_TIER_HOST] = slot;
 			e->state[KV_TIER_HOST] = KV_COPY_PENDING;
 			e->refs++;
-			slot_used(kv, slot);
+			kv_host_used(kv, e);
 			ents[k] = e;
 			eblocks[k] = r->blocks[start + i];
 			names[k] = e->h;
@@ -211,14 +102,13 @@ static void run_store(struct kv *kv, struct kv_req *r, struct kv_completion *c)
 			struct kv_entry *e = ents[j];
 
 			if (rc) {
-				host_copy_drop(kv, e);
+				kv_host_drop(kv, e);
 			} else {
-				e->state[KV_TIER_HOST] = KV_COPY_READY;
-				kv_lru_touch(&kv->ix, KV_TIER_HOST, e);
+				kv_host_ready(kv, e, false);
 				ts->blocks++;
 				ts->bytes_in += kv->block_bytes;
 			}
-			entry_unref(kv, e);
+			kv_host_unref(kv, e);
 		}
 		if (k)
 			pthread_cond_broadcast(&kv->pend_cv);
@@ -308,9 +198,8 @@ static struct timespec deadline_after(long long ns)
 /*
  * A load (unpack into the engine) or a prefetch (stop in host memory). Each
  * chunk: see which blocks host memory holds, ask the lower tiers (no
- * kv->lock) only about the others, write back room for them, then under
- * kv->lock reference host copies and
- * reserve slots for promotions; without it read the promotions, verify host
+ * kv->lock) only about the others, then under kv->lock reference host
+ * copies and reserve slots for promotions; without it read the promotions, verify host
  * copies if asked, unpack; publish under the lock.
  */
 static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, bool unpack)
@@ -341,7 +230,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	for (uint32_t start = 0; start < r->n && !err;) {
 		uint32_t m = r->n - start < KV_CHUNK ? r->n - start : KV_CHUNK;
 		uint32_t k = 0, good, npromote = 0;
-		bool wait = false;
+		bool wait = false, dirty_full;
 		int rc = 0;
 
 		/*
@@ -366,8 +255,6 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 		}
 		for (uint32_t i = 0; i < m; i++)
 			npromote += below[i] != 0xff;
-		if (npromote)
-			host_writeback(kv, npromote);
 
 		pthread_mutex_lock(&kv->lock);
 		for (uint32_t i = 0; i < m; i++) {
@@ -378,7 +265,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			if (st == KV_COPY_READY) {
 				e->refs++;
 				kv_lru_touch(&kv->ix, KV_TIER_HOST, e);
-				slot_used(kv, e->slot[KV_TIER_HOST]);
+				kv_host_used(kv, e);
 				ents[k] = e;
 				kind[k] = 0;
 				src[k] = kv_pool_addr(&kv->pool, e->slot[KV_TIER_HOST]);
@@ -420,7 +307,11 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				err = -ENOENT;
 				break;
 			}
-			slot = kv_host_slot_get(kv);
+			slot = kv_host_slot_get(kv, &dirty_full);
+			if (slot == KV_SLOT_NONE && dirty_full && !kv_host_stall(kv)) {
+				i--; /* the flusher cleaned a block: look at this one again */
+				continue;
+			}
 			if (slot == KV_SLOT_NONE) {
 				if (!k) {
 					err = -ENOSPC;
@@ -484,10 +375,8 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				e->state[KV_TIER_HOST] = KV_COPY_EMPTY;
 				continue;
 			}
-			e->state[KV_TIER_HOST] = KV_COPY_READY;
-			kv_lru_touch(&kv->ix, KV_TIER_HOST, e);
-			kv->slot_flags[e->slot[KV_TIER_HOST]] |= KV_SLOT_CLEAN;
-			slot_used(kv, e->slot[KV_TIER_HOST]);
+			kv_host_ready(kv, e, true); /* a lower tier has it: clean */
+			kv_host_used(kv, e);
 			ts->blocks++;
 			ts->bytes_in += kv->block_bytes;
 		}
@@ -497,8 +386,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			/* Rejected host copy: invisible from now on, freed with its last reader. */
 			ts->verify_failures++;
 			ts->blocks--;
-			kv_lru_remove(&kv->ix, KV_TIER_HOST, ents[good]);
-			ents[good]->state[KV_TIER_HOST] = KV_COPY_BAD;
+			kv_host_bad(kv, ents[good]);
 		}
 		pthread_mutex_unlock(&kv->lock);
 
@@ -510,7 +398,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 			if (held && j < good)
 				held[r->nheld++] = ents[j]; /* released once posted */
 			else
-				entry_unref(kv, ents[j]);
+				kv_host_unref(kv, ents[j]);
 		}
 		if (rc) {
 			ts->failures++;
@@ -538,50 +426,13 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	c->err = err;
 }
 
-void kv_host_flush(struct kv *kv)
-{
-	if (!kv->nlower || kv->cfg.admit == KV_ADMIT_NONE)
-		return;
-	for (;;) {
-		struct kv_entry *ents[KV_CHUNK];
-		struct kv_tier_io io[KV_CHUNK];
-		uint32_t k = 0;
-
-		pthread_mutex_lock(&kv->lock);
-		for (struct kv_entry *e = kv->ix.lru[KV_TIER_HOST].tail; e && k < KV_CHUNK;
-		     e = e->lru[KV_TIER_HOST].prev) {
-			uint32_t slot = e->slot[KV_TIER_HOST];
-
-			if (e->state[KV_TIER_HOST] != KV_COPY_READY ||
-			    (kv->slot_flags[slot] & KV_SLOT_CLEAN) || !admit(kv, slot))
-				continue;
-			e->refs++;
-			kv->slot_flags[slot] |= KV_SLOT_CLEAN;
-			ents[k] = e;
-			io[k].h = e->h;
-			io[k].check = kv_slot_check(kv, slot);
-			io[k].buf = kv_pool_addr(&kv->pool, slot);
-			io[k].res = 0;
-			k++;
-		}
-		pthread_mutex_unlock(&kv->lock);
-		if (!k)
-			return;
-		kv->lower[0].write(kv->lower[0].ctx, io, k);
-		pthread_mutex_lock(&kv->lock);
-		for (uint32_t j = 0; j < k; j++)
-			entry_unref(kv, ents[j]);
-		pthread_mutex_unlock(&kv->lock);
-	}
-}
-
 void kv_xfer_release(struct kv *kv, struct kv_req *r)
 {
 	if (!r->held)
 		return;
 	pthread_mutex_lock(&kv->lock);
 	for (uint32_t j = 0; j < r->nheld; j++)
-		entry_unref(kv, r->held[j]);
+		kv_host_unref(kv, r->held[j]);
 	pthread_mutex_unlock(&kv->lock);
 	free(r->held);
 	r->held = NULL;

@@ -176,7 +176,7 @@ static void outputs(void *lib)
 	CHECK_EQ(seen, 0x3f); /* each completion once */
 
 	/* kv_stats: 0.1 writes up to host_huge_bytes, 0.4 the whole struct. */
-	size_t old = offsetof(struct kv_stats, reserved);
+	size_t old = offsetof(struct kv_stats, host_dirty);
 	struct kv_stats *st = zero_at_guard(old, &map, &maplen);
 	CHECK_EQ(s1(kv, st), 0);
 	CHECK(st->tier[KV_TIER_HOST].capacity > 0);
