@@ -143,7 +143,7 @@ enum kv_flags {
 	KV_F_REQUIRE_PINNED = 1u << 0, /* fail kv_open if the pool can't be pinned */
 	KV_F_REQUIRE_KVMEM = 1u << 1,  /* fail kv_open if /dev/kvmem is unusable */
 	KV_F_NO_KVMEM = 1u << 2,       /* never use /dev/kvmem */
-	KV_F_VERIFY_HOST = 1u << 3,    /* verify checksums on host-tier loads too */
+	KV_F_VERIFY_HOST = 1u << 3,    /* verify check values on host-tier loads too */
 	KV_F_DISK_NO_URING = 1u << 4,  /* disk tier: force the thread-pool path */
 	KV_F_DISK_REFORMAT = 1u << 5,  /* disk tier: reformat a foreign/mismatched file */
 	KV_F_QUIET = 1u << 6,          /* no warnings on stderr */
@@ -164,7 +164,7 @@ struct kv_config {
 				     entries, no empty entry ("a:1,,b:2", a trailing comma) */
 	uint32_t flags;           /* enum kv_flags */
 	uint32_t queue_depth;     /* max requests in flight; 0: 256, max 65536 */
-	uint32_t workers;         /* copy/checksum threads; 0: one per core up to 8; max 8 */
+	uint32_t workers;         /* copy/check-value threads; 0: one per core up to 8; max 8 */
 	kv_hash ns_root;          /* namespace root (kv_hash_root); checked by disk/remote tiers;
 				     required (not {0,0}) with peers */
 	/* Since 0.2 (fields only added at the end; 0 always means the default): */
@@ -285,10 +285,13 @@ int kv_store(struct kv *kv, const kv_hash *h, const uint32_t *engine_blocks,
 /*
  * Queue a load of blocks h[i] into engine blocks engine_blocks[i], in order.
  * A block not in host memory is read from the best lower tier (disk, then
- * remote) into a host slot, checksum-verified, kept there, then unpacked.
- * Loading stops at the first block it cannot deliver. The completion's res
- * is the count of leading blocks loaded, err why it stopped: a miss, -ENOENT
- * (absent) or -EBADMSG (checksum mismatch, treated as absent), or an error,
+ * remote) into a host slot, verified against the check values that bind
+ * its name to its bytes, kept there, then unpacked. Host memory is looked
+ * at first: a load whose blocks are all there sends no message and reads
+ * no disk. Loading stops at the first block it cannot deliver. The
+ * completion's res is the count of leading blocks loaded, err why it
+ * stopped: a miss, -ENOENT (absent) or -EBADMSG (the copy failed its check
+ * values: corrupt, or another block's bytes; treated as absent), or an error,
  * e.g. -EIO: a lower tier's read of that block failed (the tier forgets the
  * copy, so later lookups miss it, and counts it in its failures). If an
  * error stops it before any block is loaded, res is err (a miss gives 0).
@@ -388,7 +391,8 @@ struct kv_tier_stats {
 	uint64_t bytes_in;    /* bytes written into this tier */
 	uint64_t bytes_out;   /* bytes read out of this tier */
 	uint64_t failures;    /* I/O errors, no space, ... */
-	uint64_t verify_failures; /* copies rejected by their checksum */
+	uint64_t verify_failures; /* copies rejected by their check values: corrupt,
+				     or another block's bytes under this name */
 };
 
 enum kv_provider {
