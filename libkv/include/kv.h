@@ -265,7 +265,10 @@ enum kv_tier {
 /*
  * How many leading hashes of h[0..n) are present in some tier; tier_out (may
  * be NULL, else n entries) gets each one's best tier, KV_TIER_NONE from the
- * first absent one on. Returns the count (>= 0) or -EINVAL.
+ * first absent one on. Host memory is looked at first; lower tiers are asked
+ * only about the blocks it lacks. Side-effect free: nothing is touched,
+ * promoted or held (a block found may be evicted before a later load).
+ * Returns the count (>= 0) or -EINVAL.
  */
 int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier_out);
 
