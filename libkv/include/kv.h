@@ -148,6 +148,14 @@ enum kv_flags {
 	KV_F_DISK_REFORMAT = 1u << 5,  /* disk tier: reformat a foreign/mismatched file */
 	KV_F_QUIET = 1u << 6,          /* no warnings on stderr */
 	KV_F_REMOTE_NO_RDMA = 1u << 7, /* remote tier: TCP even where verbs would work (0.3) */
+	/*
+	 * Since 0.4, the cascade host -> disk -> remote (both tiers configured):
+	 * blocks the disk tier evicts go on to the remote tier when they were
+	 * loaded from disk at least once (default), every one (DEMOTE_ALL), or
+	 * none (DEMOTE_NONE). Both together are refused.
+	 */
+	KV_F_DEMOTE_ALL = 1u << 8,
+	KV_F_DEMOTE_NONE = 1u << 9,
 };
 
 struct kv_config {

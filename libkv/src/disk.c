@@ -51,6 +51,8 @@ struct dslot {
 	uint16_t readers;
 	uint8_t state;
 	uint8_t ref;      /* CLOCK: hit since the hand last passed */
+	uint8_t hit;      /* loaded at least once since it was written (demotion) */
+	uint8_t demote;   /* S_WRITING: its old block goes to the next tier first */
 };
 
 struct dio;
@@ -121,6 +123,12 @@ struct disk {
 	pthread_t threads[DISK_THREADS];
 	unsigned nthreads;
 	bool tstop;
+
+	/* The cascade: blocks this tier evicts go on to next under next_admit (tier.h). */
+	struct kv_tier_ops next;
+	bool has_next;
+	uint32_t next_admit;
+	uint64_t demoted;
 
 	uint64_t fault_every, fault_count;  /* KV_DISK_FAULT_EIO (tests) */
 	unsigned fault_delay_ms;            /* KV_DISK_FAULT_DELAY_MS (tests): a slow disk's writes */
@@ -226,6 +234,7 @@ static void map_insert(struct disk *d, uint32_t s)
 	d->buckets[b] = s;
 	d->slots[s].state = S_VALID;
 	d->slots[s].ref = 0;
+	d->slots[s].hit = 0;
 	d->st.blocks++;
 }
 
@@ -257,8 +266,13 @@ static uint32_t slot_alloc(struct disk *d)
 				x->ref = 0;
 				continue;
 			}
+			/* Leaving this tier: offered to the next one first (disk_demote). */
+			x->demote = d->has_next && (d->next_admit == KV_ADMIT_ALL ||
+						   (d->next_admit == KV_ADMIT_REUSED && x->hit));
 			map_remove(d, s);
 			d->st.evictions++;
+		} else {
+			x->demote = 0;
 		}
 		x->state = S_WRITING;
 		return s;
@@ -622,6 +636,63 @@ static int write_header_pages(struct disk *d, const uint32_t *slots, size_t n)
 	return err;
 }
 
+#define DEMOTE_BATCH 16
+
+/*
+ * The cascade: before slots[0..n) are overwritten, read the blocks they
+ * held (still on disk: the slots are S_WRITING, ours alone) and write them
+ * to the next tier, verified against their own names and check values so a
+ * torn copy never travels on. On the caller's thread, without d->mu; a
+ * failure only loses what eviction would have lost anyway.
+ */
+static void disk_demote(struct disk *d, const uint32_t *slots, size_t n)
+{
+	size_t L = d->shape.layers;
+	unsigned char *buf = NULL;
+	uint64_t *chk = malloc(DEMOTE_BATCH * L * sizeof(*chk));
+	struct kv_tier_io io[DEMOTE_BATCH];
+	struct dio ios[DEMOTE_BATCH];
+
+	if (!chk || posix_memalign((void **)&buf, KV_DISK_ALIGN, DEMOTE_BATCH * d->slot_bytes)) {
+		free(chk);
+		return;
+	}
+	for (size_t at = 0; at < n; at += DEMOTE_BATCH) {
+		size_t m = n - at < DEMOTE_BATCH ? n - at : DEMOTE_BATCH, k = 0;
+
+		memset(ios, 0, sizeof(ios));
+		for (size_t j = 0; j < m; j++) {
+			ios[j].buf = buf + j * d->slot_bytes;
+			ios[j].off = d->data_off + (uint64_t)slots[at + j] * d->slot_bytes;
+			ios[j].len = (uint32_t)d->slot_bytes;
+			ios[j].data = true;
+			ios[j].idx = j;
+		}
+		run_ios(d, ios, m, NULL, NULL);
+		for (size_t j = 0; j < m; j++) {
+			struct kv_disk_header *h = hdr(d, slots[at + j]);
+			kv_hash name = { h->h_lo, h->h_hi };
+
+			if (ios[j].res || kv_check_verify(&d->shape, name, ios[j].buf, hdr_checks(h),
+							  NULL))
+				continue;
+			memcpy(chk + k * L, hdr_checks(h), L * sizeof(*chk));
+			io[k] = (struct kv_tier_io){ .h = name, .check = chk + k * L,
+						     .buf = ios[j].buf };
+			k++;
+		}
+		if (k) {
+			int r = d->next.write(d->next.ctx, io, k);
+
+			pthread_mutex_lock(&d->mu);
+			d->demoted += r > 0 ? (uint64_t)r : 0;
+			pthread_mutex_unlock(&d->mu);
+		}
+	}
+	free(buf);
+	free(chk);
+}
+
 static int disk_write(void *ctx, struct kv_tier_io *io, size_t n)
 {
 	struct disk *d = ctx;
@@ -661,8 +732,14 @@ static int disk_write(void *ctx, struct kv_tier_io *io, size_t n)
 		ios[nio].data = true;
 		ios[nio].idx = i;
 		nio++;
+		if (d->slots[slot[i]].demote)
+			wslots[nw++] = slot[i];
 	}
 	pthread_mutex_unlock(&d->mu);
+	if (nw) {
+		disk_demote(d, wslots, nw);
+		nw = 0;
+	}
 
 	run_ios(d, ios, nio, NULL, NULL);
 
@@ -787,6 +864,7 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 			memcpy(io[i].check, hdr_checks(hdr(d, s)), d->shape.layers * sizeof(uint64_t));
 		d->slots[s].readers--;
 		if (!ios[k].res) {
+			d->slots[s].hit = 1;
 			d->st.hits++;
 			d->st.bytes_out += d->block_bytes;
 			got++;
@@ -804,6 +882,18 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 	free(ios);
 	free(slot);
 	return got;
+}
+
+static int disk_chain(void *ctx, const struct kv_tier_ops *next, uint32_t admit)
+{
+	struct disk *d = ctx;
+
+	if (admit > KV_ADMIT_NONE)
+		return -EINVAL;
+	d->next = *next;
+	d->has_next = admit != KV_ADMIT_NONE;
+	d->next_admit = admit;
+	return 0;
 }
 
 static int disk_lookup(void *ctx, const kv_hash *h, size_t n, uint8_t *present)
@@ -1282,6 +1372,7 @@ int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool
 	t->write = disk_write;
 	t->read = disk_read;
 	t->lookup = disk_lookup;
+	t->chain = disk_chain;
 	t->stats = disk_stats;
 	t->close = disk_close;
 	return 0;

@@ -95,13 +95,15 @@ static int config_check(const struct kv_config *cfg)
 {
 	const uint32_t known = KV_F_REQUIRE_PINNED | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM |
 			       KV_F_VERIFY_HOST | KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT |
-			       KV_F_QUIET | KV_F_REMOTE_NO_RDMA;
+			       KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_DEMOTE_ALL | KV_F_DEMOTE_NONE;
 
 	if (!cfg || kv_geometry_check(&cfg->geometry) || !cfg->host_bytes)
 		return -EINVAL;
 	if (cfg->flags & ~known)
 		return -EINVAL;
 	if ((cfg->flags & KV_F_REQUIRE_KVMEM) && (cfg->flags & KV_F_NO_KVMEM))
+		return -EINVAL;
+	if ((cfg->flags & KV_F_DEMOTE_ALL) && (cfg->flags & KV_F_DEMOTE_NONE))
 		return -EINVAL;
 	if (cfg->queue_depth > KV_MAX_DEPTH || cfg->workers > KV_MAX_WORKERS)
 		return -EINVAL;
@@ -129,13 +131,12 @@ int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t)
 	return 0;
 }
 
+/* Best first: a tier may still hand what it evicts to the next one (the cascade). */
 static void lower_close(struct kv *kv)
 {
-	while (kv->nlower) {
-		struct kv_tier_ops *t = &kv->lower[--kv->nlower];
-
-		t->close(t->ctx);
-	}
+	for (unsigned i = 0; i < kv->nlower; i++)
+		kv->lower[i].close(kv->lower[i].ctx);
+	kv->nlower = 0;
 }
 
 static int disk_open(struct kv *kv, const struct kv_config *cfg)
@@ -253,6 +254,15 @@ static int open_current(const struct kv_config *cfg, struct kv **out)
 	}
 	if (cfg->peers) {
 		ret = remote_open(kv, cfg);
+		if (ret)
+			goto err_index;
+	}
+	/* The cascade: what the disk tier evicts goes on to the remote tier. */
+	if (cfg->disk_path && cfg->peers && kv->lower[0].chain) {
+		uint32_t admit = (cfg->flags & KV_F_DEMOTE_ALL) ? KV_ADMIT_ALL :
+				 (cfg->flags & KV_F_DEMOTE_NONE) ? KV_ADMIT_NONE : KV_ADMIT_REUSED;
+
+		ret = kv->lower[0].chain(kv->lower[0].ctx, &kv->lower[1], admit);
 		if (ret)
 			goto err_index;
 	}

@@ -50,6 +50,14 @@ struct kv_tier_ops {
 	int (*read)(void *ctx, struct kv_tier_io *io, size_t n);
 	/* For each h[i], whether the tier holds it (present[i] = 0/1). Returns 0 or -errno. */
 	int (*lookup)(void *ctx, const kv_hash *h, size_t n, uint8_t *present);
+	/*
+	 * Optional (NULL: this tier drops what it evicts). The cascade: blocks
+	 * this tier evicts are written to next first (next's write, from this
+	 * tier's own staging, off the request path), those admit (enum
+	 * kv_admit: REUSED = hit at least once in this tier) lets through.
+	 * Called once, before any I/O. Returns 0 or -EINVAL.
+	 */
+	int (*chain)(void *ctx, const struct kv_tier_ops *next, uint32_t admit);
 	/* Add this tier's counters into st (kv_stats' row for this tier). */
 	void (*stats)(void *ctx, struct kv_tier_stats *st);
 	/* Flush and free. */

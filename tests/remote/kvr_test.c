@@ -918,6 +918,104 @@ static int t_host_first(void)
 	return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ cascade */
+
+/* Engine block b of a 2-layer NHD cache (nb blocks, plane P bytes) filled from seed. */
+static void eng_block(void *const *layers, uint32_t nb, size_t P, uint32_t b, uint64_t seed,
+		      bool check, int *bad)
+{
+	for (uint32_t l = 0; l < 2; l++)
+		for (uint32_t p = 0; p < 2; p++) {
+			uint64_t *q = (uint64_t *)((uint8_t *)layers[l] + p * nb * P + b * P);
+			uint64_t x = seed * 0x9e3779b97f4a7c15ull + l * 2 + p + 1;
+			for (size_t i = 0; i < P / 8; i++) {
+				x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+				if (!check)
+					q[i] = x;
+				else if (q[i] != x)
+					(*bad)++;
+			}
+		}
+}
+
+/*
+ * The cascade through kv.h: host pool 8 blocks, a disk tier of a few dozen,
+ * a memory server. 300 blocks stored: the host's evictions go to disk (the
+ * flusher), the disk's evictions on to the server (KV_F_DEMOTE_ALL). Every
+ * block then loads byte-exact, the oldest from the remote tier: the working
+ * set exceeds host plus disk and still hits.
+ */
+static int t_cascade(void)
+{
+	const uint32_t nb = 8, N = 300;
+	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
+	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
+	size_t P = bb / 4;
+	char bbs[32], peers[64], disk[300];
+	struct server s;
+	snprintf(bbs, sizeof(bbs), "%zu", bb);
+	if (server_start(&s, 0, "64M", bbs, "-q", NULL)) {
+		fprintf(stderr, "FAIL cannot start a server\n");
+		return 1;
+	}
+	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	snprintf(disk, sizeof(disk), "%s/cascade.%d.disk", tmpdir, getpid());
+	unlink(disk);
+	struct kv_config cfg = { .geometry = g, .host_bytes = slot * nb, .disk_path = disk,
+				 .disk_bytes = 2u << 20, .peers = peers, .ns_root = { rnd(), rnd() },
+				 .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_DEMOTE_ALL,
+				 .admit = KV_ADMIT_ALL };
+	struct kv *kv;
+	CHECK(kv_open(&cfg, &kv) == 0, "kv_open");
+	uint8_t *eng = calloc(2, 2 * nb * P);
+	void *layers[2] = { eng, eng + 2 * nb * P };
+	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
+				      .num_blocks = nb, .layers = layers };
+	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	kv_hash *h = calloc(N, sizeof(*h));
+	for (uint32_t i = 0; i < N; i++)
+		h[i] = (kv_hash){ rnd(), rnd() };
+	struct kv_completion c;
+	for (uint32_t i = 0; i < N; i += 4) {
+		uint32_t blk[4] = { 0, 1, 2, 3 };
+		for (uint32_t j = 0; j < 4; j++)
+			eng_block(layers, nb, P, j, h[i + j].lo, false, NULL);
+		CHECK(kv_store(kv, h + i, blk, 4, i) == 0 && kv_wait(kv, &c, 1, 20000) == 1 &&
+		      c.res == 4, "store at %u: res %d err %d", i, c.res, c.err);
+	}
+	struct kv_stats st;
+	kv_stats(kv, &st);
+	uint64_t disk_cap = st.tier[KV_TIER_DISK].capacity;
+	int bad = 0, loaded = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t b0 = 0;
+		eng_block(layers, nb, P, 0, 0xdead, false, NULL);
+		if (kv_load(kv, h + i, &b0, 1, i) == 0 && kv_wait(kv, &c, 1, 20000) == 1 && c.res == 1) {
+			loaded++;
+			eng_block(layers, nb, P, 0, h[i].lo, true, &bad);
+		}
+	}
+	kv_stats(kv, &st);
+	printf("cascade: %u blocks through host %u + disk %llu: %d loaded (%llu host, %llu disk, "
+	       "%llu remote hits), %d wrong words, %llu disk evictions\n", N, nb,
+	       (unsigned long long)disk_cap, loaded,
+	       (unsigned long long)st.tier[KV_TIER_HOST].hits,
+	       (unsigned long long)st.tier[KV_TIER_DISK].hits,
+	       (unsigned long long)st.tier[KV_TIER_REMOTE].hits, bad,
+	       (unsigned long long)st.tier[KV_TIER_DISK].evictions);
+	CHECK(disk_cap + nb < N, "host plus disk hold the whole working set");
+	CHECK(bad == 0, "%d wrong words loaded", bad);
+	CHECK(loaded == (int)N, "loaded %d of %u", loaded, N);
+	CHECK(st.tier[KV_TIER_REMOTE].hits > 0, "no remote hits");
+	CHECK(st.tier[KV_TIER_DISK].hits > 0, "no disk hits");
+	kv_close(kv);
+	free(eng);
+	free(h);
+	unlink(disk);
+	server_kill(&s, SIGTERM);
+	return failures ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ hostile */
 
 /*
@@ -1280,6 +1378,8 @@ int main(int argc, char **argv)
 			      argc > 5 ? strtoul(argv[5], NULL, 0) : 4, argc > 6 ? atof(argv[6]) : 0);
 	if (!strcmp(argv[1], "rdma_lease") && argc > 3)
 		return t_rdma_lease(argv[3]);
+	if (!strcmp(argv[1], "cascade"))
+		return t_cascade();
 	if (!strcmp(argv[1], "host_first"))
 		return t_host_first();
 	if (!strcmp(argv[1], "hostile") && argc > 3)

@@ -122,15 +122,18 @@ static void config_flags(void)
 {
 	struct kv_config cfg = base_cfg(), b;
 
-	for (unsigned bit = 8; bit < 32; bit++) {
+	for (unsigned bit = 10; bit < 32; bit++) {
 		b = cfg; b.flags |= 1u << bit;
 		if (try_open(&b) != -EINVAL)
 			FAILF("unknown flag bit %u accepted", bit);
 	}
 	b = cfg; b.flags = KV_F_QUIET | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM;
 	CHECK_EQ(try_open(&b), -EINVAL);
+	b = cfg; b.flags = KV_F_QUIET | KV_F_DEMOTE_ALL | KV_F_DEMOTE_NONE;
+	CHECK_EQ(try_open(&b), -EINVAL);
 	/* A tier's flags without that tier are accepted (and mean nothing). */
-	b = cfg; b.flags |= KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT | KV_F_REMOTE_NO_RDMA;
+	b = cfg; b.flags |= KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT | KV_F_REMOTE_NO_RDMA |
+			    KV_F_DEMOTE_ALL;
 	CHECK_EQ(try_open(&b), 0);
 	printf("flags: unknown bits and REQUIRE_KVMEM|NO_KVMEM refused\n");
 }
