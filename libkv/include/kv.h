@@ -26,6 +26,13 @@ extern "C" {
 
 #define KV_VERSION_MAJOR 0
 #define KV_VERSION_MINOR 4
+#define KV_VERSION_PATCH 0
+
+/*
+ * Since 0.4. The version of the libkv actually loaded ("0.4.0"), which may
+ * be newer than the header a program was built with. Never NULL.
+ */
+const char *kv_version(void);
 
 /* ---------------------------------------------------------------- identity */
 

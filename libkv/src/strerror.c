@@ -38,3 +38,11 @@ KV_EXPORT const char *kv_tier_name(int tier)
 		return "none";
 	return names[tier];
 }
+
+#define KV_STR_(x) #x
+#define KV_STR(x) KV_STR_(x)
+
+KV_EXPORT const char *kv_version(void)
+{
+	return KV_STR(KV_VERSION_MAJOR) "." KV_STR(KV_VERSION_MINOR) "." KV_STR(KV_VERSION_PATCH);
+}

@@ -32,6 +32,9 @@ for c in replay bench status regions blocks evict serve; do
 	expect 0 "^  $c " --help
 done
 expect 0 "^kvctl [0-9]" --version
+# kvctl and the library it runs have one version, the Makefile's and kv.h's.
+v=$(sed -n 's/^KV_VERSION := //p' "${KV_SRC:-.}/Makefile")
+expect 0 "^kvctl $v (libkv $v," --version
 expect 2 "kvctl: unknown command 'frobnicate'" frobnicate
 expect 2 "kvctl: unknown option '--frob'" --frob
 # Commands not in the tree yet say so; present ones reject a bad option.

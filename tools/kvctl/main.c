@@ -10,10 +10,6 @@
 #include "kv.h"
 #include "kvctl.h"
 
-#ifndef KVCTL_VERSION
-#define KVCTL_VERSION "0.1.0"
-#endif
-
 /*
  * Commands whose files may not be in the tree yet: weak references, so that
  * kvctl links without them and runs them once a cmd_<name>.c defines them.
@@ -69,7 +65,8 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
-		printf("kvctl %s (libkv API %d.%d)\n", KVCTL_VERSION,
+		/* kvctl ships with the library: one version. */
+		printf("kvctl %s (libkv %s, built against kv.h %d.%d)\n", kv_version(), kv_version(),
 		       KV_VERSION_MAJOR, KV_VERSION_MINOR);
 		return 0;
 	}
