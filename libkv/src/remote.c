@@ -90,7 +90,8 @@ static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct
 		struct rconn *c = p->idle[--p->nidle];
 		pthread_mutex_unlock(&p->mu);
 		struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-		if (poll(&pf, 1, 0) == 0) {
+		/* With deferred answers outstanding, readable is expected: the next request reads them. */
+		if (c->npend || poll(&pf, 1, 0) == 0) {
 			*out = c;
 			return 0;
 		}
@@ -356,6 +357,10 @@ static void job_peer(struct job *j, unsigned pi, size_t *idx, size_t cnt, uint64
 		err = conn_get(r, p, deadline, &conn);
 	int fd = conn ? conn->fd : -1;
 	size_t off = 0;
+	bool verbs = !err && j->op != OP_LOOKUP && conn->rdma && kvc_rdma_bufs_ok(r, j->io, idx, cnt);
+	/* The TCP paths read the stream themselves: the verbs path's deferred answers first. */
+	if (!err && !verbs && conn->npend)
+		err = kvc_deferred_drain(r, conn, deadline);
 	if (j->op == OP_LOOKUP) {
 		size_t c = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
 		while (!err && off < cnt) {
@@ -366,7 +371,7 @@ static void job_peer(struct job *j, unsigned pi, size_t *idx, size_t cnt, uint64
 			if (!err)
 				off += m;
 		}
-	} else if (!err && conn->rdma && kvc_rdma_bufs_ok(r, j->io, idx, cnt)) {
+	} else if (verbs) {
 		size_t c = p->max_batch ? p->max_batch : KVP_MAX_BATCH;
 		if (c > 256)
 			c = 256;
@@ -858,6 +863,14 @@ int kv_remote_server_stats(const char *hostport, const char *auth_file, int time
 	for (unsigned i = 0; i < max; i++)
 		st[i] = i < (unsigned)n ? kvp_get64(buf + KVP_BATCH_HDR + 8 * i) : 0;
 	return n;
+}
+
+uint64_t kv_remote_ctl_waits(const struct kv_tier_ops *t, uint64_t *calls)
+{
+	struct remote *r = t ? t->ctx : NULL;
+	if (calls)
+		*calls = r ? atomic_load(&r->ctl_calls) : 0;
+	return r ? atomic_load(&r->ctl_waits) : 0;
 }
 
 uint64_t kv_remote_rdma_blocks(const struct kv_tier_ops *t)

@@ -63,6 +63,13 @@ int kv_remote_peer_up(const struct kv_tier_ops *t, unsigned i);
 /* Blocks moved over RDMA so far (0: everything went over TCP). */
 uint64_t kv_remote_rdma_blocks(const struct kv_tier_ops *t);
 
+/*
+ * Control answers the verbs path waited for, and (in *calls) its put/get
+ * calls: one each (GRANT, LEASE) since COMMIT and RELEASE answers are read
+ * with the next request instead of waited for (tests).
+ */
+uint64_t kv_remote_ctl_waits(const struct kv_tier_ops *t, uint64_t *calls);
+
 /* Fetch a server's counters (enum kvp_stat order) with an admin hello. */
 int kv_remote_server_stats(const char *hostport, const char *auth_file, int timeout_ms,
 			   uint64_t *st, unsigned max);

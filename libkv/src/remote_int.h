@@ -30,9 +30,23 @@
 struct remote;
 int kvc_verify(struct remote *r, struct kv_tier_io *io, const uint8_t *p);
 
+/*
+ * A closing request (COMMIT, RELEASE) whose answer is read later: at the
+ * connection's next request, after that request is on the wire, so the
+ * server answers both without an idle round trip between calls.
+ */
+#define KVC_MAX_DEFERRED 4
+struct kvc_deferred {
+	uint64_t id;
+	uint16_t op;
+	uint32_t n;
+};
+
 struct rconn {
 	int fd;
 	bool rdma;             /* QP connected: put/get go over verbs */
+	struct kvc_deferred pend[KVC_MAX_DEFERRED];
+	unsigned npend;
 	struct kvr_qp qp;
 	uint64_t raddr;        /* server pool base */
 	uint32_t rkey;
@@ -75,6 +89,8 @@ struct remote {
 	atomic_bool rdma_warned;
 	atomic_uint_fast64_t hits, misses, bytes_in, bytes_out, failures, verify_failures, stored;
 	atomic_uint_fast64_t rdma_blocks;    /* blocks moved by RDMA READ/WRITE */
+	atomic_uint_fast64_t ctl_waits;      /* control answers waited for (verbs path) */
+	atomic_uint_fast64_t ctl_calls;      /* verbs put/get calls */
 };
 
 /*
@@ -84,6 +100,13 @@ struct remote {
  * to -1.
  */
 void kvc_rdma_setup(struct remote *r, struct rpeer *p, struct rconn *c, uint64_t deadline);
+
+/*
+ * Read the answers of c's deferred requests, in order, checking each (a
+ * COMMIT that failed is counted in the tier's failures: the block is not
+ * there). Returns 0, or -errno when the stream broke (drop the connection).
+ */
+int kvc_deferred_drain(struct remote *r, struct rconn *c, uint64_t deadline);
 
 /* Whether every io[idx[k]].buf lies in the registered pool (else the batch goes over TCP). */
 bool kvc_rdma_bufs_ok(struct remote *r, struct kv_tier_io *io, const size_t *idx, size_t n);

@@ -70,14 +70,41 @@ bool kvc_rdma_bufs_ok(struct remote *r, struct kv_tier_io *io, const size_t *idx
 	return true;
 }
 
-/* One request/response with a batch answer of n entries of rent bytes into out. */
-static int rpc_batch(struct remote *r, int fd, uint16_t op, const uint8_t *m, size_t mlen, size_t n,
-		     size_t rent, uint8_t *out, uint64_t deadline)
+int kvc_deferred_drain(struct remote *r, struct rconn *c, uint64_t deadline)
+{
+	int err = 0;
+
+	for (unsigned k = 0; k < c->npend && !err; k++) {
+		struct kvc_deferred *d = &c->pend[k];
+		uint8_t *a = malloc(KVP_BATCH_HDR + (size_t)d->n * KVP_RENT_RES);
+
+		if (!a)
+			return -ENOMEM;
+		err = kvc_recv_batch(c->fd, d->op, d->id, d->n, KVP_RENT_RES, true, a, NULL, deadline);
+		for (uint32_t i = 0; !err && d->op == KVP_OP_COMMIT && i < d->n; i++)
+			if (kvp_get32(a + KVP_BATCH_HDR + (size_t)i * KVP_RENT_RES))
+				atomic_fetch_add(&r->failures, 1); /* not stored after all */
+		free(a);
+	}
+	c->npend = 0;
+	return err;
+}
+
+/*
+ * One request with a batch answer of n entries of rent bytes into out. The
+ * request goes out first; then the answers of the connection's deferred
+ * requests, which the server sent before this one's, are read; then its own.
+ */
+static int rpc_batch(struct remote *r, struct rconn *c, uint16_t op, const uint8_t *m, size_t mlen,
+		     size_t n, size_t rent, uint8_t *out, uint64_t deadline)
 {
 	uint64_t id = atomic_fetch_add(&r->req_id, 1);
-	int err = kvc_send_req(fd, op, id, m, mlen, NULL, 0, 0, deadline);
+	int err = kvc_send_req(c->fd, op, id, m, mlen, NULL, 0, 0, deadline);
 	if (!err)
-		err = kvc_recv_batch(fd, op, id, n, rent, true, out, NULL, deadline);
+		err = kvc_deferred_drain(r, c, deadline);
+	if (!err)
+		err = kvc_recv_batch(c->fd, op, id, n, rent, true, out, NULL, deadline);
+	atomic_fetch_add(&r->ctl_waits, 1);
 	return err;
 }
 
@@ -132,15 +159,30 @@ static int batch_take(struct remote *r, struct rconn *c, struct rdma_batch *b, v
 	return 0;
 }
 
-/* The closing step (COMMIT or RELEASE) for the blocks transferred; answers in b->a. */
+/*
+ * The closing step (COMMIT or RELEASE) for the blocks transferred: sent now,
+ * its answer read at the connection's next request (kvc_deferred_drain), so
+ * the next call does not wait a round trip for it. The server handles a
+ * connection's requests in order: a block committed here is visible to
+ * this connection's next request.
+ */
 static int batch_close(struct remote *r, struct rconn *c, struct rdma_batch *b, uint16_t op,
 		       struct kv_tier_io *io, const size_t *idx, uint64_t deadline)
 {
+	uint64_t id = atomic_fetch_add(&r->req_id, 1);
+	int err = 0;
+
+	if (c->npend == KVC_MAX_DEFERRED)
+		err = kvc_deferred_drain(r, c, deadline);
 	kvp_batch_encode(b->m, (uint32_t)b->ng);
 	for (size_t g = 0; g < b->ng; g++)
 		kvp_put_hash(b->m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[b->gk[g]]].h);
-	return rpc_batch(r, c->fd, op, b->m, KVP_BATCH_HDR + b->ng * KVP_ENT_HASH, b->ng,
-			 KVP_RENT_RES, b->a, deadline);
+	if (!err)
+		err = kvc_send_req(c->fd, op, id, b->m, KVP_BATCH_HDR + b->ng * KVP_ENT_HASH, NULL, 0,
+				   0, deadline);
+	if (!err)
+		c->pend[c->npend++] = (struct kvc_deferred){ id, op, (uint32_t)b->ng };
+	return err;
 }
 
 /* put = GRANT slots, RDMA WRITE into them, COMMIT. */
@@ -157,7 +199,8 @@ int kvc_rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 		kvp_put_hash(b.m + KVP_BATCH_HDR + k * ent, io[idx[k]].h);
 		kvp_put_checks(b.m + KVP_BATCH_HDR + k * ent + 16, io[idx[k]].check, r->shape.layers);
 	}
-	err = rpc_batch(r, c->fd, KVP_OP_GRANT, b.m, KVP_BATCH_HDR + n * ent, n,
+	atomic_fetch_add(&r->ctl_calls, 1);
+	err = rpc_batch(r, c, KVP_OP_GRANT, b.m, KVP_BATCH_HDR + n * ent, n,
 			KVP_RENT_GRANT, b.a, deadline);
 	for (size_t k = 0; !err && k < n; k++) {
 		const uint8_t *e = b.a + KVP_BATCH_HDR + k * KVP_RENT_GRANT;
@@ -170,10 +213,9 @@ int kvc_rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 		err = kvr_rw(&c->qp, true, b.loc, kvr_mr_lkey(r->mr), b.rad, c->rkey, b.ng,
 			     r->block_bytes, c->max_msg, deadline, NULL, NULL);
 	if (!err && b.ng) {
+		/* The COMMIT's answer comes later: a failure there is counted, not reported here. */
 		atomic_fetch_add(&r->rdma_blocks, b.ng);
 		err = batch_close(r, c, &b, KVP_OP_COMMIT, io, idx, deadline);
-		for (size_t g = 0; !err && g < b.ng; g++)
-			res[b.gk[g]] = (int32_t)kvp_get32(b.a + KVP_BATCH_HDR + g * KVP_RENT_RES);
 	}
 	batch_free(&b);
 	return err;
@@ -209,7 +251,8 @@ int kvc_rdma_get(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 	kvp_batch_encode(b.m, (uint32_t)n);
 	for (size_t k = 0; k < n; k++)
 		kvp_put_hash(b.m + KVP_BATCH_HDR + k * KVP_ENT_HASH, io[idx[k]].h);
-	err = rpc_batch(r, c->fd, KVP_OP_LEASE, b.m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
+	atomic_fetch_add(&r->ctl_calls, 1);
+	err = rpc_batch(r, c, KVP_OP_LEASE, b.m, KVP_BATCH_HDR + n * KVP_ENT_HASH, n,
 			rent, b.a, deadline);
 	for (size_t k = 0; !err && k < n; k++) {
 		const uint8_t *e = b.a + KVP_BATCH_HDR + k * rent;

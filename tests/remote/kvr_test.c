@@ -1229,6 +1229,17 @@ static int t_rdma(const char *dev, size_t bb, size_t nblk, double secs)
 	struct kv_tier_stats ts = { 0 };
 	t.stats(t.ctx, &ts);
 	CHECK(ts.verify_failures == 0, "verify failures %llu", (unsigned long long)ts.verify_failures);
+	/* One control round trip per verbs call: COMMIT/RELEASE answers ride on the next request. */
+	uint64_t calls, waits = kv_remote_ctl_waits(&t, &calls);
+	printf("rdma: %llu verbs calls, %llu control answers waited for\n", (unsigned long long)calls,
+	       (unsigned long long)waits);
+	CHECK(calls > 1 && waits == calls, "%llu control waits for %llu calls",
+	      (unsigned long long)waits, (unsigned long long)calls);
+	/* The last RELEASE's answer is read by the next request on that connection. */
+	{
+		uint8_t present[1];
+		CHECK(t.lookup(t.ctx, h, 1, present) == 0 && present[0], "lookup after the loads");
+	}
 	uint64_t sv[KVP_ST_COUNT];
 	CHECK(kv_remote_server_stats(peers, NULL, 2000, sv, KVP_ST_COUNT) > 0 && sv[KVP_ST_RDMA] == 1 &&
 	      sv[KVP_ST_LEASES] == 0, "server: rdma %llu, leases left %llu",
