@@ -30,39 +30,11 @@
 
 #include "kv.h"
 #include "kvctl.h"
+#include "replay.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ options */
 
-struct replay_opts {
-	uint64_t requests;
-	uint64_t seed;
-	size_t host_bytes;
-	uint32_t layout;
-	struct kv_geometry g;
-	const char *disk;
-	size_t disk_bytes;
-	const char *peers;
-	uint64_t replicas;       /* remote tier (0: library default) */
-	uint64_t remote_timeout_ms;
-	const char *auth_file;
-	const char *rdma_dev;
-	bool no_rdma;
-	uint64_t inflight;
-	uint64_t queue_depth;
-	uint64_t engine_blocks;
-	uint64_t max_tokens;
-	uint64_t conversations;
-	uint64_t system_prompts;
-	uint64_t workers;
-	uint64_t corrupt_every;  /* test of the checker: spoil every Nth loaded block */
-	uint32_t admit;          /* enum kv_admit */
-	bool prefetch;           /* kv_prefetch lower-tier hits before loading */
-	bool reformat;
-	bool verify_host;
-	bool json;
-	bool quiet;
-};
 
 #define DEF_REQUESTS 1000
 #define DEF_SEED 1
@@ -638,59 +610,6 @@ static void workload_issued(struct workload *w)
 	w->next = -1;
 }
 
-/* ------------------------------------------------------------------ hash set */
-
-/* Every hash ever stored: what an unbounded cache would hold. */
-struct hset {
-	kv_hash *slot;
-	size_t cap, n;
-};
-
-static size_t hset_pos(const struct hset *s, kv_hash h)
-{
-	size_t i = (size_t)(h.lo ^ h.hi) & (s->cap - 1);
-
-	while ((s->slot[i].lo || s->slot[i].hi) && !kv_hash_eq(s->slot[i], h))
-		i = (i + 1) & (s->cap - 1);
-	return i;
-}
-
-static bool hset_has(const struct hset *s, kv_hash h)
-{
-	size_t i;
-
-	if (!s->cap)
-		return false;
-	i = hset_pos(s, h);
-	return s->slot[i].lo || s->slot[i].hi;
-}
-
-static int hset_add(struct hset *s, kv_hash h)
-{
-	size_t i;
-
-	if ((s->n + 1) * 2 > s->cap) {
-		struct hset t = { .cap = s->cap ? s->cap * 2 : 4096 };
-
-		t.slot = calloc(t.cap, sizeof(*t.slot));
-		if (!t.slot)
-			return -ENOMEM;
-		for (size_t j = 0; j < s->cap; j++)
-			if (s->slot[j].lo || s->slot[j].hi) {
-				t.slot[hset_pos(&t, s->slot[j])] = s->slot[j];
-				t.n++;
-			}
-		free(s->slot);
-		*s = t;
-	}
-	i = hset_pos(s, h);
-	if (!s->slot[i].lo && !s->slot[i].hi) {
-		s->slot[i] = h;
-		s->n++;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ requests */
 
 enum req_state {
@@ -712,19 +631,6 @@ struct req {
 	size_t cap;
 };
 
-struct counters {
-	uint64_t requests, prompt_tokens, full_blocks;
-	uint64_t lookup_blocks, lookup_tier[4];     /* leading blocks kv_lookup found */
-	uint64_t served_blocks, served_tier[4];     /* blocks actually loaded, by lookup tier */
-	uint64_t reusable_blocks;                   /* leading blocks ever stored */
-	uint64_t computed_blocks, stored_blocks;
-	uint64_t load_misses;                       /* loads cut short by -ENOENT/-EBADMSG */
-	uint64_t load_errors, store_errors;         /* other errors (not verification) */
-	uint64_t verified_blocks, verify_failures, canary_failures, corrupted;
-	uint64_t loads, stores, eagain, prefetches, prefetched_blocks;
-	uint64_t bytes_loaded, bytes_stored;
-	uint64_t fill_ns, check_ns, hash_ns;        /* the tool's own work */
-};
 
 struct replay {
 	const struct replay_opts *o;
@@ -733,13 +639,13 @@ struct replay {
 	kv_hash root;
 	size_t block_bytes;
 	struct workload w;
-	struct hset seen;
+	struct kvr_hset seen;
 	struct req *reqs;
 	uint32_t nreq;
 	uint32_t *free_eb;
 	uint32_t nfree;
 	uint64_t issued, done, active;
-	struct counters c;
+	struct replay_counters c;
 };
 
 /* user_data: request slot << 2 | operation. */
@@ -826,7 +732,7 @@ static int req_start(struct replay *R, struct req *r)
 		R->c.lookup_blocks += r->hit;
 		for (uint32_t i = 0; i < r->hit; i++)
 			R->c.lookup_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
-		for (uint32_t i = 0; i < nblk && hset_has(&R->seen, r->h[i]); i++)
+		for (uint32_t i = 0; i < nblk && kvr_hset_has(&R->seen, r->h[i]); i++)
 			R->c.reusable_blocks++;
 	}
 	if (r->hit) {
@@ -1011,7 +917,7 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 	R->c.stored_blocks += got;
 	R->c.bytes_stored += (uint64_t)got * R->block_bytes;
 	for (uint32_t i = 0; i < got; i++)
-		if (hset_add(&R->seen, r->h[r->loaded + i]))
+		if (kvr_hset_add(&R->seen, r->h[r->loaded + i]))
 			return -ENOMEM;
 	return req_finish(R, r);
 }
@@ -1111,169 +1017,6 @@ static int run_loop(struct replay *R)
 	if (tty)
 		progress(R, t0, true);
 	return 0;
-}
-
-/* ------------------------------------------------------------------ report */
-
-static void print_text(struct replay *R, const struct kv_stats *st, double secs)
-{
-	const struct replay_opts *o = R->o;
-	const struct counters *c = &R->c;
-	uint32_t bt = o->g.block_tokens;
-	char b1[32], b2[32], b3[32];
-	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
-	uint64_t moved = c->bytes_loaded + c->bytes_stored;
-
-	printf("kvctl replay: %llu requests, seed %llu, layout %s\n",
-	       (unsigned long long)c->requests, (unsigned long long)o->seed,
-	       kvu_layout_name(o->layout));
-	printf("  geometry     %u layers x %u planes x %u tokens x %u heads x %u dim %s = %s/block\n",
-	       o->g.layers, o->g.planes, bt, o->g.kv_heads, o->g.head_dim,
-	       kvu_dtype_name(o->g.dtype), kvu_fmt_bytes(b1, sizeof(b1), (double)R->block_bytes));
-	printf("  tiers        host %s (%llu blocks%s), disk %s, peers %s\n",
-	       kvu_fmt_bytes(b2, sizeof(b2), (double)o->host_bytes),
-	       (unsigned long long)st->tier[KV_TIER_HOST].capacity,
-	       st->host_pinned ? ", pinned" : "",
-	       o->disk ? o->disk : "none", o->peers ? o->peers : "none");
-	printf("  workload     %llu chats, %llu agent loops, %llu one-shot; %llu in flight, queue depth %llu\n",
-	       (unsigned long long)R->w.started[CONV_CHAT],
-	       (unsigned long long)R->w.started[CONV_AGENT],
-	       (unsigned long long)R->w.started[CONV_ONESHOT],
-	       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
-	printf("  prompt       %llu tokens (%llu full blocks)\n",
-	       (unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks);
-	printf("  from cache   %llu tokens = %.1f%% hit rate; by lookup tier: host %llu, disk %llu, remote %llu\n",
-	       (unsigned long long)(c->served_blocks * bt), 100.0 * c->served_blocks * bt / pt,
-	       (unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
-	       (unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
-	       (unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt));
-	printf("  reusable     %llu tokens = %.1f%% (what an unbounded cache would serve)\n",
-	       (unsigned long long)(c->reusable_blocks * bt), 100.0 * c->reusable_blocks * bt / pt);
-	printf("  lookups      %llu blocks present (host %llu, disk %llu, remote %llu); %llu loads cut short (miss), %llu load errors\n",
-	       (unsigned long long)c->lookup_blocks,
-	       (unsigned long long)c->lookup_tier[KV_TIER_HOST],
-	       (unsigned long long)c->lookup_tier[KV_TIER_DISK],
-	       (unsigned long long)c->lookup_tier[KV_TIER_REMOTE],
-	       (unsigned long long)c->load_misses, (unsigned long long)c->load_errors);
-	printf("  computed     %llu blocks; stored %llu (%llu already present, %llu stores short); %llu -EAGAIN retries\n",
-	       (unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks,
-	       (unsigned long long)st->store_dedup, (unsigned long long)c->store_errors,
-	       (unsigned long long)c->eagain);
-	if (c->prefetches)
-		printf("  prefetch     %llu kv_prefetch calls brought %llu blocks up to host memory\n",
-		       (unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
-	printf("  moved        %s loaded + %s stored = %s\n",
-	       kvu_fmt_bytes(b1, sizeof(b1), (double)c->bytes_loaded),
-	       kvu_fmt_bytes(b2, sizeof(b2), (double)c->bytes_stored),
-	       kvu_fmt_bytes(b3, sizeof(b3), (double)moved));
-	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++) {
-		const struct kv_tier_stats *ts = &st->tier[t];
-
-		if (!ts->capacity && !ts->bytes_in && !ts->hits)
-			continue;
-		printf("  %-12s %llu/%llu blocks, %llu hits, %llu evictions, in %s, out %s, %llu failures, %llu bad checksums\n",
-		       kv_tier_name(t), (unsigned long long)ts->blocks,
-		       (unsigned long long)ts->capacity, (unsigned long long)ts->hits,
-		       (unsigned long long)ts->evictions,
-		       kvu_fmt_bytes(b1, sizeof(b1), (double)ts->bytes_in),
-		       kvu_fmt_bytes(b2, sizeof(b2), (double)ts->bytes_out),
-		       (unsigned long long)ts->failures, (unsigned long long)ts->verify_failures);
-	}
-	printf("  throughput   %.1f requests/s, %.0f prompt tokens/s, %.2f GB/s loaded+stored (%.2f s)\n",
-	       c->requests / secs, c->prompt_tokens / secs, moved / secs / 1e9, secs);
-	printf("  tool's work  hashing %.3f s, filling computed blocks %.2f s, checking loads %.2f s\n",
-	       c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
-	printf("  verification %llu failures (%llu loaded blocks checked byte for byte",
-	       (unsigned long long)c->verify_failures, (unsigned long long)c->verified_blocks);
-	if (c->corrupted)
-		printf("; %llu spoiled on purpose", (unsigned long long)c->corrupted);
-	printf(")\n");
-}
-
-static void json_tier(FILE *f, const char *name, const struct kv_tier_stats *t, int last)
-{
-	fprintf(f, "\"%s\":{\"blocks\":%llu,\"capacity\":%llu,\"hits\":%llu,\"misses\":%llu,"
-		"\"evictions\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"failures\":%llu,"
-		"\"verify_failures\":%llu}%s",
-		name, (unsigned long long)t->blocks, (unsigned long long)t->capacity,
-		(unsigned long long)t->hits, (unsigned long long)t->misses,
-		(unsigned long long)t->evictions, (unsigned long long)t->bytes_in,
-		(unsigned long long)t->bytes_out, (unsigned long long)t->failures,
-		(unsigned long long)t->verify_failures, last ? "" : ",");
-}
-
-static void print_json(struct replay *R, const struct kv_stats *st, double secs)
-{
-	const struct replay_opts *o = R->o;
-	const struct counters *c = &R->c;
-	uint64_t bt = o->g.block_tokens;
-	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
-	uint64_t moved = c->bytes_loaded + c->bytes_stored;
-	FILE *f = stdout;
-
-	fprintf(f, "{\"command\":\"replay\",\"requests\":%llu,\"seed\":%llu,\"layout\":",
-		(unsigned long long)c->requests, (unsigned long long)o->seed);
-	kvu_json_str(f, kvu_layout_name(o->layout));
-	fprintf(f, ",\"geometry\":{\"layers\":%u,\"planes\":%u,\"block_tokens\":%u,"
-		"\"kv_heads\":%u,\"head_dim\":%u,\"dtype\":\"%s\"},\"block_bytes\":%zu,",
-		o->g.layers, o->g.planes, o->g.block_tokens, o->g.kv_heads, o->g.head_dim,
-		kvu_dtype_name(o->g.dtype), R->block_bytes);
-	fprintf(f, "\"host_bytes\":%zu,\"disk\":", o->host_bytes);
-	if (o->disk)
-		kvu_json_str(f, o->disk);
-	else
-		fputs("null", f);
-	fputs(",\"peers\":", f);
-	if (o->peers)
-		kvu_json_str(f, o->peers);
-	else
-		fputs("null", f);
-	fprintf(f, ",\"inflight\":%llu,\"queue_depth\":%llu,",
-		(unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
-	fprintf(f, "\"conversations\":{\"chat\":%llu,\"agent\":%llu,\"oneshot\":%llu},",
-		(unsigned long long)R->w.started[CONV_CHAT],
-		(unsigned long long)R->w.started[CONV_AGENT],
-		(unsigned long long)R->w.started[CONV_ONESHOT]);
-	fprintf(f, "\"prompt_tokens\":%llu,\"full_blocks\":%llu,\"cached_tokens\":%llu,"
-		"\"cached_tokens_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},"
-		"\"hit_rate\":%.6f,\"reusable_tokens\":%llu,\"reusable_rate\":%.6f,",
-		(unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks,
-		(unsigned long long)(c->served_blocks * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt),
-		c->served_blocks * bt / pt, (unsigned long long)(c->reusable_blocks * bt),
-		c->reusable_blocks * bt / pt);
-	fprintf(f, "\"lookup_blocks\":%llu,\"lookup_blocks_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},",
-		(unsigned long long)c->lookup_blocks,
-		(unsigned long long)c->lookup_tier[KV_TIER_HOST],
-		(unsigned long long)c->lookup_tier[KV_TIER_DISK],
-		(unsigned long long)c->lookup_tier[KV_TIER_REMOTE]);
-	fprintf(f, "\"loads\":%llu,\"stores\":%llu,\"load_misses\":%llu,\"load_errors\":%llu,"
-		"\"store_errors\":%llu,\"eagain\":%llu,\"computed_blocks\":%llu,\"stored_blocks\":%llu,",
-		(unsigned long long)c->loads, (unsigned long long)c->stores,
-		(unsigned long long)c->load_misses, (unsigned long long)c->load_errors,
-		(unsigned long long)c->store_errors, (unsigned long long)c->eagain,
-		(unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks);
-	fprintf(f, "\"bytes_loaded\":%llu,\"bytes_stored\":%llu,\"seconds\":%.6f,"
-		"\"requests_per_s\":%.3f,\"tokens_per_s\":%.1f,\"bytes_per_s\":%.1f,",
-		(unsigned long long)c->bytes_loaded, (unsigned long long)c->bytes_stored, secs,
-		c->requests / secs, c->prompt_tokens / secs, moved / secs);
-	fprintf(f, "\"prefetches\":%llu,\"prefetched_blocks\":%llu,",
-		(unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
-	fprintf(f, "\"hash_seconds\":%.6f,\"fill_seconds\":%.6f,\"check_seconds\":%.6f,",
-		c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
-	fputs("\"tiers\":{", f);
-	json_tier(f, "host", &st->tier[KV_TIER_HOST], 0);
-	json_tier(f, "disk", &st->tier[KV_TIER_DISK], 0);
-	json_tier(f, "remote", &st->tier[KV_TIER_REMOTE], 1);
-	fprintf(f, "},\"host_pinned\":%u,\"store_dedup\":%llu,\"rejected\":%llu,",
-		st->host_pinned, (unsigned long long)st->store_dedup,
-		(unsigned long long)st->rejected);
-	fprintf(f, "\"verified_blocks\":%llu,\"verify_failures\":%llu,\"untouched_failures\":%llu,"
-		"\"corrupted_on_purpose\":%llu}\n",
-		(unsigned long long)c->verified_blocks, (unsigned long long)c->verify_failures,
-		(unsigned long long)c->canary_failures, (unsigned long long)c->corrupted);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1377,10 +1120,16 @@ int kvctl_replay(int argc, char **argv)
 
 	if (secs <= 0)
 		secs = 1e-9;
+	struct replay_report rp = {
+		.o = &o, .c = &R.c, .st = &st, .block_bytes = R.block_bytes, .secs = secs,
+	};
+
+	for (int k = 0; k < CONV_KINDS; k++)
+		R.c.conversations[k] = R.w.started[k];
 	if (o.json)
-		print_json(&R, &st, secs);
+		replay_print_json(&rp);
 	else if (!o.quiet)
-		print_text(&R, &st, secs);
+		replay_print_text(&rp);
 	fflush(stdout);
 	if (R.c.verify_failures)
 		fprintf(stderr, "kvctl: replay: %llu verification failures\n",
@@ -1399,7 +1148,7 @@ out_workload:
 	}
 	free(R.reqs);
 	free(R.free_eb);
-	free(R.seen.slot);
+	kvr_hset_free(&R.seen);
 	workload_free(&R.w);
 	return status;
 }
