@@ -50,14 +50,37 @@
 #define DEF_MAX_TOKENS 4096
 #define DEF_CONVERSATIONS 12
 #define DEF_SYSTEM_PROMPTS 4
+#define DEF_TRACE_BLOCK_TOKENS 512   /* the Mooncake traces' */
 
 static void replay_usage(FILE *f)
 {
 	fprintf(f,
 "Usage: kvctl replay [OPTIONS]\n"
+"       kvctl replay --trace FILE [OPTIONS]\n"
 "Replay a serving workload (shared system prompts, multi-turn chats, agent\n"
 "loops) through libkv with the engine cache in host memory, verify every\n"
 "loaded block byte for byte, and report hits per tier and throughput.\n"
+"\n"
+"Trace (instead of the built-in workload):\n"
+"      --trace FILE        replay a Mooncake FAST'25 JSONL trace (\"-\": stdin):\n"
+"                          {\"timestamp\": MS, \"input_length\": N, \"output_length\": N,\n"
+"                          \"hash_ids\": [...]}; one hash_id is one block of\n"
+"                          --block-tokens tokens (default %d with --trace);\n"
+"                          block i is named (and stored) only if full:\n"
+"                          (i+1) x block-tokens <= input_length; names chain\n"
+"                          h[i] = XXH3-128(h[i-1] || id as LE uint64) from the\n"
+"                          namespace root, so equal id prefixes share names\n"
+"                          Requests run in timestamp order: as fast as possible\n"
+"      --realtime          ... or not before their arrival time\n"
+"      --speed F           --realtime's speed factor (default 1; 10: ten times\n"
+"                          faster than the trace)\n"
+"  -n, --requests N        the first N requests of the trace (default: all)\n"
+"  Each request: kv_lookup its named blocks (side-effect free), kv_load the\n"
+"  leading hits in order (the host LRU touches them in order: the last hit\n"
+"  becomes most recent), then compute and kv_store the blocks from the first\n"
+"  miss on, in order (each new block enters at the most-recent end; one still\n"
+"  present is not stored again and not touched). Evictions take the least\n"
+"  recently used block.\n"
 "\n"
 "Workload:\n"
 "  -n, --requests N        requests to replay (default %d)\n"
@@ -73,9 +96,12 @@ static void replay_usage(FILE *f)
 "      --head-dim N        head dim (default %d; %d for mla)\n"
 "      --block-tokens N    tokens per block (default %d)\n"
 "      --dtype T           fp16 (default), bf16, fp32, fp8, int8\n"
-"      --engine-blocks N   engine cache blocks (default: 4 x max-tokens/block-tokens)\n"
+"      --engine-blocks N   engine cache blocks (default: 4 x max-tokens/block-tokens;\n"
+"                          with --trace, inflight x the longest request's blocks)\n"
 "Library:\n"
 "      --host-bytes SIZE   host pool (default %llu MiB: small enough to evict)\n"
+"      --capacity-blocks N host pool of exactly N blocks (N slots of the block\n"
+"                          size rounded up to 4 KiB), instead of --host-bytes\n"
 "      --disk PATH         add a disk tier in PATH (default: none)\n"
 "      --disk-bytes SIZE   disk tier size (default %llu MiB)\n"
 "      --reformat          reformat a disk tier written for another namespace\n"
@@ -103,7 +129,7 @@ static void replay_usage(FILE *f)
 "  -h, --help              this text\n"
 "SIZE takes K, M, G suffixes (binary). Exit status: 0 ok, 1 verification\n"
 "failures or a library error, 2 usage error.\n",
-		DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
+		DEF_TRACE_BLOCK_TOKENS, DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
 		DEF_MAX_TOKENS, DEF_INFLIGHT, DEF_LAYERS, DEF_KV_HEADS, DEF_HEAD_DIM,
 		DEF_MLA_DIM, DEF_BLOCK_TOKENS, (unsigned long long)(DEF_HOST_BYTES >> 20),
 		(unsigned long long)(DEF_DISK_BYTES >> 20), DEF_QUEUE_DEPTH);
@@ -115,7 +141,8 @@ enum {
 	OPT_INFLIGHT, OPT_QUEUE_DEPTH, OPT_ENGINE_BLOCKS, OPT_MAX_TOKENS,
 	OPT_CONVERSATIONS, OPT_SYSTEM_PROMPTS, OPT_REFORMAT, OPT_VERIFY_HOST,
 	OPT_WORKERS, OPT_CORRUPT_EVERY, OPT_ADMIT, OPT_PREFETCH, OPT_REPLICAS,
-	OPT_REMOTE_TIMEOUT, OPT_AUTH_FILE, OPT_RDMA_DEV, OPT_NO_RDMA,
+	OPT_REMOTE_TIMEOUT, OPT_AUTH_FILE, OPT_RDMA_DEV, OPT_NO_RDMA, OPT_TRACE,
+	OPT_REALTIME, OPT_SPEED, OPT_CAPACITY_BLOCKS,
 };
 
 static const struct option replay_longopts[] = {
@@ -148,6 +175,10 @@ static const struct option replay_longopts[] = {
 	{ "corrupt-every", required_argument, NULL, OPT_CORRUPT_EVERY },
 	{ "admit", required_argument, NULL, OPT_ADMIT },
 	{ "prefetch", no_argument, NULL, OPT_PREFETCH },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "realtime", no_argument, NULL, OPT_REALTIME },
+	{ "speed", required_argument, NULL, OPT_SPEED },
+	{ "capacity-blocks", required_argument, NULL, OPT_CAPACITY_BLOCKS },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -184,6 +215,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 	o->max_tokens = DEF_MAX_TOKENS;
 	o->conversations = DEF_CONVERSATIONS;
 	o->system_prompts = DEF_SYSTEM_PROMPTS;
+	o->speed = 1;
 
 	optind = 1;
 	opterr = 0;
@@ -200,6 +232,28 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		case 'n':
 			if (kvu_parse_u64(optarg, 1, 100000000, &o->requests))
 				return bad_value(name, optarg, "1..100000000");
+			o->requests_set = true;
+			break;
+		case OPT_TRACE:
+			if (!*optarg)
+				return bad_value(name, optarg, "a trace file, or - for stdin");
+			o->trace = optarg;
+			break;
+		case OPT_REALTIME:
+			o->realtime = true;
+			break;
+		case OPT_SPEED: {
+			char *end;
+
+			errno = 0;
+			o->speed = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->speed > 0) || o->speed > 1e9)
+				return bad_value(name, optarg, "a factor > 0 such as 1, 10 or 0.5");
+			break;
+		}
+		case OPT_CAPACITY_BLOCKS:
+			if (kvu_parse_u64(optarg, 1, 1ull << 32, &o->capacity_blocks))
+				return bad_value(name, optarg, "1..4294967296 blocks");
 			break;
 		case 's':
 			if (kvu_parse_u64(optarg, 0, UINT64_MAX, &o->seed))
@@ -208,6 +262,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		case OPT_HOST_BYTES:
 			if (kvu_parse_size(optarg, &o->host_bytes) || !o->host_bytes)
 				return bad_value(name, optarg, "a size such as 256M");
+			o->host_bytes_set = true;
 			break;
 		case OPT_LAYOUT:
 			o->layout = kvu_layout_parse(optarg);
@@ -218,6 +273,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			if (kvu_parse_u64(optarg, 1, 4096, &v))
 				return bad_value(name, optarg, "1..4096");
 			o->g.block_tokens = (uint32_t)v;
+			o->block_tokens_set = true;
 			break;
 		case OPT_LAYERS:
 			if (kvu_parse_u64(optarg, 1, 1024, &v))
@@ -350,6 +406,20 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		fprintf(stderr, "Try 'kvctl replay --help'.\n");
 		return 2;
 	}
+	if (o->trace && !o->block_tokens_set)
+		o->g.block_tokens = DEF_TRACE_BLOCK_TOKENS;
+	if ((o->realtime || o->speed != 1) && !o->trace) {
+		fprintf(stderr, "kvctl: replay: --realtime and --speed need --trace\n");
+		return 2;
+	}
+	if (o->speed != 1 && !o->realtime) {
+		fprintf(stderr, "kvctl: replay: --speed needs --realtime\n");
+		return 2;
+	}
+	if (o->capacity_blocks && o->host_bytes_set) {
+		fprintf(stderr, "kvctl: replay: give --capacity-blocks or --host-bytes, not both\n");
+		return 2;
+	}
 	if (o->layout == KV_LAYOUT_MLA) {
 		if (heads_set && o->g.kv_heads != 1) {
 			fprintf(stderr, "kvctl: replay: --layout mla needs --kv-heads 1\n");
@@ -364,6 +434,19 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		fprintf(stderr, "kvctl: replay: invalid geometry (a block must fit in 1 GiB)\n");
 		return 2;
 	}
+	if (o->capacity_blocks) {
+		size_t bb = kv_geometry_block_bytes(&o->g), slot = (bb + 4095) & ~(size_t)4095;
+
+		if (o->capacity_blocks > SIZE_MAX / slot) {
+			fprintf(stderr, "kvctl: replay: --capacity-blocks %llu blocks of %zu bytes overflow\n",
+				(unsigned long long)o->capacity_blocks, slot);
+			return 2;
+		}
+		/* kv.h: host_bytes is rounded down to whole slots of the block rounded up to 4 KiB. */
+		o->host_bytes = (size_t)o->capacity_blocks * slot;
+	}
+	if (o->trace)
+		return 0;   /* the rest is checked against the trace once it is read */
 	if (o->max_tokens < o->g.block_tokens) {
 		fprintf(stderr, "kvctl: replay: --max-tokens must be at least --block-tokens\n");
 		return 2;
@@ -639,6 +722,10 @@ struct replay {
 	kv_hash root;
 	size_t block_bytes;
 	struct workload w;
+	struct replay_trace tr;   /* --trace (tr.n == 0: the generator) */
+	uint32_t *words;          /* scratch for naming a trace request */
+	uint64_t t0_ns;           /* start of the run (--realtime's clock) */
+	uint64_t due_ns;          /* next trace arrival not yet due, or 0 */
 	struct kvr_hset seen;
 	struct req *reqs;
 	uint32_t nreq;
@@ -656,8 +743,76 @@ static uint64_t canary_of(const struct req *r, uint32_t i)
 	return kvu_mix64((r->id << 20) ^ i ^ 0xca9a7ull);
 }
 
+/* Room for nblk blocks in r's arrays. */
+static int req_reserve(struct req *r, uint32_t nblk)
+{
+	if (nblk <= r->cap)
+		return 0;
+	kv_hash *h = realloc(r->h, nblk * sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	r->h = h;
+	uint8_t *t = realloc(r->tier, nblk);
+
+	if (!t)
+		return -ENOMEM;
+	r->tier = t;
+	uint32_t *eb = realloc(r->eb, nblk * sizeof(*eb));
+
+	if (!eb)
+		return -ENOMEM;
+	r->eb = eb;
+	r->cap = nblk;
+	return 0;
+}
+
+/* r is named (r->h): count it, take engine blocks, look up its prefix. */
+static int req_lookup(struct replay *R, struct req *r)
+{
+	uint32_t nblk = r->nblk;
+	int ret;
+
+	r->hit = r->loaded = 0;
+	r->computed = false;
+	R->active++;
+	R->c.requests++;
+	R->c.prompt_tokens += r->ntok;
+	R->c.full_blocks += nblk;
+
+	for (uint32_t i = 0; i < nblk; i++)
+		r->eb[i] = R->free_eb[--R->nfree];
+	if (nblk) {
+		ret = kv_lookup(R->kv, r->h, nblk, r->tier);
+		if (ret < 0 || (uint32_t)ret > nblk) {
+			fprintf(stderr, "kvctl: replay: kv_lookup: %s\n",
+				ret < 0 ? kv_strerror(ret) : "count out of range");
+			return ret < 0 ? ret : -EPROTO;
+		}
+		r->hit = (uint32_t)ret;
+		R->c.lookup_blocks += r->hit;
+		for (uint32_t i = 0; i < r->hit; i++)
+			R->c.lookup_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
+		/* A trace's unbounded rate is computed from the trace, in its order. */
+		for (uint32_t i = 0; !R->tr.n && i < nblk && kvr_hset_has(&R->seen, r->h[i]); i++)
+			R->c.reusable_blocks++;
+	}
+	if (r->hit) {
+		bool lower = false;
+
+		for (uint32_t i = 0; i < r->hit; i++) {
+			kvu_canary_set(&R->eng, r->eb[i], canary_of(r, i));
+			lower |= r->tier[i] > KV_TIER_HOST;
+		}
+		r->state = R->o->prefetch && lower ? RQ_PREFETCH_PENDING : RQ_LOAD_PENDING;
+	} else {
+		r->state = RQ_STORE_PENDING;   /* computed at submission */
+	}
+	return 0;
+}
+
 /* Take a free conversation's next turn and start it. 0: started, 1: nothing to start. */
-static int req_start(struct replay *R, struct req *r)
+static int req_start_gen(struct replay *R, struct req *r)
 {
 	struct workload *w = &R->w;
 	struct conv *c = workload_pick(w);
@@ -677,41 +832,14 @@ static int req_start(struct replay *R, struct req *r)
 	nblk = (uint32_t)(c->hist.n / bt);
 	if (nblk > R->nfree)
 		return 1;   /* wait for engine blocks */
-
-	if (nblk > r->cap) {
-		size_t cap = nblk;
-		kv_hash *h = realloc(r->h, cap * sizeof(*h));
-
-		if (!h)
-			return -ENOMEM;
-		r->h = h;
-		uint8_t *t = realloc(r->tier, cap);
-
-		if (!t)
-			return -ENOMEM;
-		r->tier = t;
-		uint32_t *eb = realloc(r->eb, cap * sizeof(*eb));
-
-		if (!eb)
-			return -ENOMEM;
-		r->eb = eb;
-		r->cap = cap;
-	}
+	if (req_reserve(r, nblk))
+		return -ENOMEM;
 	workload_issued(w);
 	r->conv = c;
 	r->id = R->issued++;
 	r->ntok = (uint32_t)c->hist.n;
 	r->nblk = nblk;
-	r->hit = r->loaded = 0;
-	r->computed = false;
 	c->busy = true;
-	R->active++;
-	R->c.requests++;
-	R->c.prompt_tokens += r->ntok;
-	R->c.full_blocks += nblk;
-
-	for (uint32_t i = 0; i < nblk; i++)
-		r->eb[i] = R->free_eb[--R->nfree];
 	if (nblk) {
 		uint64_t t0 = kvu_now_ns();
 		size_t got = kv_hash_chain(R->root, c->hist.t, c->hist.n, bt, r->h);
@@ -722,31 +850,54 @@ static int req_start(struct replay *R, struct req *r)
 				got, nblk);
 			return -EPROTO;
 		}
-		ret = kv_lookup(R->kv, r->h, nblk, r->tier);
-		if (ret < 0 || (uint32_t)ret > nblk) {
-			fprintf(stderr, "kvctl: replay: kv_lookup: %s\n",
-				ret < 0 ? kv_strerror(ret) : "count out of range");
-			return ret < 0 ? ret : -EPROTO;
-		}
-		r->hit = (uint32_t)ret;
-		R->c.lookup_blocks += r->hit;
-		for (uint32_t i = 0; i < r->hit; i++)
-			R->c.lookup_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
-		for (uint32_t i = 0; i < nblk && kvr_hset_has(&R->seen, r->h[i]); i++)
-			R->c.reusable_blocks++;
 	}
-	if (r->hit) {
-		bool lower = false;
+	return req_lookup(R, r);
+}
 
-		for (uint32_t i = 0; i < r->hit; i++) {
-			kvu_canary_set(&R->eng, r->eb[i], canary_of(r, i));
-			lower |= r->tier[i] > KV_TIER_HOST;
+/*
+ * The trace's next request, in timestamp order; with --realtime not before
+ * its arrival (R->due_ns is then set). 0: started, 1: not yet.
+ */
+static int req_start_trace(struct replay *R, struct req *r)
+{
+	const struct replay_trace_req *q = &R->tr.req[R->issued];
+	uint64_t now;
+
+	if (R->o->realtime) {
+		uint64_t due = R->t0_ns + (uint64_t)(q->ts_ms * 1e6 / R->o->speed);
+
+		now = kvu_now_ns();
+		if (now < due) {
+			R->due_ns = due;
+			return 1;
 		}
-		r->state = R->o->prefetch && lower ? RQ_PREFETCH_PENDING : RQ_LOAD_PENDING;
-	} else {
-		r->state = RQ_STORE_PENDING;   /* computed at submission */
+		if (q->nblk > R->nfree)
+			return 1;
+		R->c.late_sum_ns += now - due;
+		if (now - due > R->c.late_max_ns)
+			R->c.late_max_ns = now - due;
 	}
-	return 0;
+	if (q->nblk > R->nfree)
+		return 1;   /* wait for engine blocks */
+	if (req_reserve(r, q->nblk))
+		return -ENOMEM;
+	r->conv = NULL;
+	r->id = R->issued++;
+	r->ntok = (uint32_t)q->input_len;
+	r->nblk = q->nblk;
+	now = kvu_now_ns();
+	if (replay_trace_names(&R->tr, R->root, r->id, R->words, r->h) != r->nblk) {
+		fprintf(stderr, "kvctl: replay: kv_hash_chain did not name the %u blocks of request %llu\n",
+			r->nblk, (unsigned long long)r->id);
+		return -EPROTO;
+	}
+	R->c.hash_ns += kvu_now_ns() - now;
+	return req_lookup(R, r);
+}
+
+static int req_start(struct replay *R, struct req *r)
+{
+	return R->tr.n ? req_start_trace(R, r) : req_start_gen(R, r);
 }
 
 /* "Prefill": blocks from r->loaded on get their hash's bytes. */
@@ -767,7 +918,7 @@ static int req_finish(struct replay *R, struct req *r)
 	r->state = RQ_FREE;
 	R->active--;
 	R->done++;
-	return conv_answered(&R->w, r->conv) ? -ENOMEM : 0;
+	return r->conv && conv_answered(&R->w, r->conv) ? -ENOMEM : 0;
 }
 
 /* Submit r's pending operation. 0: submitted (or nothing to do), 1: -EAGAIN. */
@@ -900,8 +1051,19 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 		r->loaded = got;
 		R->c.served_blocks += got;
 		R->c.bytes_loaded += (uint64_t)got * R->block_bytes;
-		for (uint32_t i = 0; i < got; i++)
-			R->c.served_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
+		for (uint32_t i = 0; i < got; i++) {
+			uint8_t t = r->tier[i] < 4 ? r->tier[i] : 0;
+			uint64_t bt = R->o->g.block_tokens, a = i * bt, b = a + bt;
+
+			/* The field's count: leading blocks x block tokens, capped at the input. */
+			if (b > r->ntok)
+				b = r->ntok;
+			R->c.served_tier[t]++;
+			if (b > a) {
+				R->c.hit_tokens += b - a;
+				R->c.hit_tokens_tier[t] += b - a;
+			}
+		}
 		r->state = RQ_STORE_PENDING;
 		return 0;
 	}
@@ -942,10 +1104,14 @@ static int run_loop(struct replay *R)
 	uint32_t rr = 0;
 	int ret;
 
+	R->t0_ns = t0;
 	while (R->done < o->requests) {
 		bool blocked = false;
+		int timeout_ms = 1000;
+		uint64_t done_before = R->done;
 
 		/* Admit requests while there is room. */
+		R->due_ns = 0;
 		while (R->active < o->inflight && R->issued < o->requests) {
 			struct req *r = NULL;
 
@@ -985,13 +1151,25 @@ static int run_loop(struct replay *R)
 			if (R->reqs[i].state == RQ_LOAD_PENDING || R->reqs[i].state == RQ_STORE_PENDING ||
 			    R->reqs[i].state == RQ_PREFETCH_PENDING)
 				pending = true;
-		if (!inflight && !pending && R->active == 0 && R->issued < o->requests) {
+		if (R->due_ns) {
+			/* --realtime: the next arrival is not due yet; sleep until it is. */
+			uint64_t now = kvu_now_ns(), ms = R->due_ns > now ?
+				(R->due_ns - now + 999999) / 1000000 : 0;
+
+			timeout_ms = ms < 1000 ? (int)ms : 1000;
+			if (!inflight)
+				last_cq = now;
+		}
+		if (!inflight && !pending && R->active == 0 && R->issued < o->requests &&
+		    !R->due_ns) {
+			if (R->done != done_before)
+				continue;   /* requests with nothing to load or store finished */
 			fprintf(stderr, "kvctl: replay: stalled: no request can start (engine blocks %u free)\n",
 				R->nfree);
 			return -EDEADLK;
 		}
 		ret = (pending && !blocked) ? kv_poll(R->kv, cq, 64) :
-			kv_wait(R->kv, cq, 64, 1000);
+			kv_wait(R->kv, cq, 64, timeout_ms);
 		if (ret < 0) {
 			fprintf(stderr, "kvctl: replay: kv_wait: %s\n", kv_strerror(ret));
 			return ret;
@@ -1042,15 +1220,41 @@ int kvctl_replay(int argc, char **argv)
 		fprintf(stderr, "kvctl: replay: kv_geometry_block_bytes rejected the geometry\n");
 		return 2;
 	}
-	/* The namespace: everything that makes the bytes of a block differ. */
+	/*
+	 * The namespace: everything that makes the bytes of a block differ. A
+	 * trace's blocks are named from its ids, not from tokens: another
+	 * namespace, so they never meet the generator's names.
+	 */
 	snprintf(ns, sizeof(ns),
-		 "kvctl-replay/v1 model=synthetic layers=%u planes=%u kv_heads=%u head_dim=%u "
+		 "%s layers=%u planes=%u kv_heads=%u head_dim=%u "
 		 "dtype=%s block_tokens=%u layout=%s tp=0",
+		 o.trace ? "kvctl-replay-trace/v1 ids=mooncake-hash_ids" :
+			   "kvctl-replay/v1 model=synthetic",
 		 o.g.layers, o.g.planes, o.g.kv_heads, o.g.head_dim,
 		 kvu_dtype_name(o.g.dtype), o.g.block_tokens, kvu_layout_name(o.layout));
 	R.root = kv_hash_root(ns, strlen(ns));
 
-	if (workload_init(&R.w, &o)) {
+	if (o.trace) {
+		ret = replay_trace_load(o.trace, o.g.block_tokens, &R.tr);
+		if (ret)
+			return ret == -ENOMEM ? 1 : 2;
+		replay_trace_limit(&R.tr, o.requests_set ? o.requests : R.tr.n);
+		o.requests = R.tr.n;
+		if (!o.engine_blocks)
+			o.engine_blocks = o.inflight * (R.tr.max_blocks ? R.tr.max_blocks : 1);
+		if (o.engine_blocks < R.tr.max_blocks || o.engine_blocks > (1u << 24)) {
+			fprintf(stderr, "kvctl: replay: --engine-blocks %llu: the longest request needs %u, at most 16777216\n",
+				(unsigned long long)o.engine_blocks, R.tr.max_blocks);
+			status = 2;
+			goto out_workload;
+		}
+		R.words = malloc((2 * (size_t)R.tr.max_blocks + 2) * sizeof(*R.words));
+		if (!R.words || replay_trace_unbounded(&R.tr, R.root)) {
+			fprintf(stderr, "kvctl: replay: cannot name the trace's blocks: %s\n", strerror(ENOMEM));
+			goto out_workload;
+		}
+		R.c.reusable_tokens = R.tr.unbounded_tokens;
+	} else if (workload_init(&R.w, &o)) {
 		fprintf(stderr, "kvctl: replay: cannot build the workload: %s\n", strerror(ENOMEM));
 		goto out_workload;
 	}
@@ -1122,7 +1326,11 @@ int kvctl_replay(int argc, char **argv)
 		secs = 1e-9;
 	struct replay_report rp = {
 		.o = &o, .c = &R.c, .st = &st, .block_bytes = R.block_bytes, .secs = secs,
+		.trace = R.tr.n ? &R.tr : NULL,
 	};
+
+	if (!R.tr.n)
+		R.c.reusable_tokens = R.c.reusable_blocks * o.g.block_tokens;
 
 	for (int k = 0; k < CONV_KINDS; k++)
 		R.c.conversations[k] = R.w.started[k];
@@ -1149,6 +1357,8 @@ out_workload:
 	free(R.reqs);
 	free(R.free_eb);
 	kvr_hset_free(&R.seen);
+	replay_trace_free(&R.tr);
+	free(R.words);
 	workload_free(&R.w);
 	return status;
 }

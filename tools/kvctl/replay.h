@@ -41,6 +41,12 @@ struct replay_opts {
 	bool verify_host;
 	bool json;
 	bool quiet;
+	/* --trace: replay a request trace instead of the generator */
+	const char *trace;
+	bool realtime;           /* honour the trace's arrival times */
+	double speed;            /* --realtime's speed factor (2: twice as fast) */
+	uint64_t capacity_blocks; /* host pool of exactly this many slots (0: host_bytes) */
+	bool requests_set, host_bytes_set, block_tokens_set;
 };
 
 struct replay_counters {
@@ -48,6 +54,10 @@ struct replay_counters {
 	uint64_t lookup_blocks, lookup_tier[4];     /* leading blocks kv_lookup found */
 	uint64_t served_blocks, served_tier[4];     /* blocks actually loaded, by lookup tier */
 	uint64_t reusable_blocks;                   /* leading blocks ever stored */
+	uint64_t hit_tokens, hit_tokens_tier[4];    /* served blocks x block tokens, capped at
+						       the request's input length, by lookup tier */
+	uint64_t reusable_tokens;                   /* what an unbounded cache would serve */
+	uint64_t late_max_ns, late_sum_ns;          /* --realtime: starts behind the arrival */
 	uint64_t computed_blocks, stored_blocks;
 	uint64_t load_misses;                       /* loads cut short by -ENOENT/-EBADMSG */
 	uint64_t load_errors, store_errors;         /* other errors (not verification) */
@@ -58,6 +68,57 @@ struct replay_counters {
 	uint64_t conversations[3];                  /* generator: chats, agent loops, one-shot */
 };
 
+/*
+ * replay_trace.c: a request trace in the Mooncake FAST'25 JSONL format. The
+ * requests are kept in timestamp order (file order among equal timestamps).
+ */
+struct replay_trace_req {
+	double ts_ms;          /* arrival, ms from the trace's start */
+	uint64_t input_len;    /* prompt tokens */
+	uint64_t output_len;
+	size_t first;          /* its first id in replay_trace.ids */
+	uint32_t nids;         /* hash_ids given */
+	uint32_t nblk;         /* full blocks named: min(nids, input_len / block_tokens) */
+	uint32_t line;         /* line in the file */
+};
+
+struct replay_trace {
+	const char *path;
+	struct replay_trace_req *req;
+	size_t n;
+	uint64_t *ids;
+	size_t nids;
+	uint32_t block_tokens;
+	/* Set by replay_trace_limit() over the requests kept: */
+	uint64_t input_tokens;
+	uint32_t max_blocks;
+	uint64_t partial;      /* requests with a trailing id not named (partial block) */
+	/* Set by replay_trace_unbounded(): */
+	uint64_t unbounded_tokens;
+};
+
+/*
+ * Read the trace at path ("-": stdin). A malformed line is reported on
+ * stderr as "kvctl: replay: PATH:LINE:COL: what" and fails the load.
+ * Returns 0, -EINVAL (malformed or empty), -ENOMEM, or open/read's -errno.
+ */
+int replay_trace_load(const char *path, uint32_t block_tokens, struct replay_trace *t);
+/* Keep the first n requests (in timestamp order) and total them up. */
+void replay_trace_limit(struct replay_trace *t, size_t n);
+/*
+ * Name request i's full blocks into out (nblk entries), chained from root;
+ * words is scratch for 2 * nblk uint32. Returns the count named.
+ */
+size_t replay_trace_names(const struct replay_trace *t, kv_hash root, size_t i,
+			  uint32_t *words, kv_hash *out);
+/*
+ * The token hits of an unbounded cache over the kept requests, in
+ * timestamp order: each request's leading blocks stored before, capped at
+ * its input length. Sets t->unbounded_tokens; returns 0 or -ENOMEM.
+ */
+int replay_trace_unbounded(struct replay_trace *t, kv_hash root);
+void replay_trace_free(struct replay_trace *t);
+
 /* Everything a report is made of. */
 struct replay_report {
 	const struct replay_opts *o;
@@ -65,6 +126,7 @@ struct replay_report {
 	const struct kv_stats *st;
 	size_t block_bytes;
 	double secs;
+	const struct replay_trace *trace;   /* NULL: the built-in generator */
 };
 
 /* replay_report.c: the report on stdout, as text or as one JSON object. */

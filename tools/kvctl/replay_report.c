@@ -31,20 +31,38 @@ void replay_print_text(const struct replay_report *rp)
 	       (unsigned long long)st->tier[KV_TIER_HOST].capacity,
 	       st->host_pinned ? ", pinned" : "",
 	       o->disk ? o->disk : "none", o->peers ? o->peers : "none");
-	printf("  workload     %llu chats, %llu agent loops, %llu one-shot; %llu in flight, queue depth %llu\n",
-	       (unsigned long long)c->conversations[0],
-	       (unsigned long long)c->conversations[1],
-	       (unsigned long long)c->conversations[2],
-	       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
+	if (rp->trace) {
+		const struct replay_trace *t = rp->trace;
+
+		printf("  trace        %s: %zu requests over %.1f s of arrivals, %llu with a partial last block (not named); %s",
+		       t->path, t->n, t->req[t->n - 1].ts_ms / 1e3,
+		       (unsigned long long)t->partial, o->realtime ? "realtime" : "as fast as possible");
+		if (o->realtime)
+			printf(" x%g, starts late by %.1f ms at most, %.2f ms on average",
+			       o->speed, c->late_max_ns / 1e6,
+			       c->requests ? c->late_sum_ns / 1e6 / c->requests : 0.0);
+		printf("; %llu in flight, queue depth %llu\n",
+		       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
+	} else {
+		printf("  workload     %llu chats, %llu agent loops, %llu one-shot; %llu in flight, queue depth %llu\n",
+		       (unsigned long long)c->conversations[0],
+		       (unsigned long long)c->conversations[1],
+		       (unsigned long long)c->conversations[2],
+		       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
+	}
 	printf("  prompt       %llu tokens (%llu full blocks)\n",
 	       (unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks);
-	printf("  from cache   %llu tokens = %.1f%% hit rate; by lookup tier: host %llu, disk %llu, remote %llu\n",
-	       (unsigned long long)(c->served_blocks * bt), 100.0 * c->served_blocks * bt / pt,
-	       (unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
-	       (unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
-	       (unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt));
-	printf("  reusable     %llu tokens = %.1f%% (what an unbounded cache would serve)\n",
-	       (unsigned long long)(c->reusable_blocks * bt), 100.0 * c->reusable_blocks * bt / pt);
+	printf("  from cache   %llu tokens = %.2f%% token hit rate; by lookup tier: host %llu (%.2f%%), disk %llu (%.2f%%), remote %llu (%.2f%%)\n",
+	       (unsigned long long)c->hit_tokens, 100.0 * c->hit_tokens / pt,
+	       (unsigned long long)c->hit_tokens_tier[KV_TIER_HOST],
+	       100.0 * c->hit_tokens_tier[KV_TIER_HOST] / pt,
+	       (unsigned long long)c->hit_tokens_tier[KV_TIER_DISK],
+	       100.0 * c->hit_tokens_tier[KV_TIER_DISK] / pt,
+	       (unsigned long long)c->hit_tokens_tier[KV_TIER_REMOTE],
+	       100.0 * c->hit_tokens_tier[KV_TIER_REMOTE] / pt);
+	printf("  unbounded    %llu tokens = %.2f%% (what an unbounded cache would serve%s)\n",
+	       (unsigned long long)c->reusable_tokens, 100.0 * c->reusable_tokens / pt,
+	       rp->trace ? ", in timestamp order" : "");
 	printf("  lookups      %llu blocks present (host %llu, disk %llu, remote %llu); %llu loads cut short (miss), %llu load errors\n",
 	       (unsigned long long)c->lookup_blocks,
 	       (unsigned long long)c->lookup_tier[KV_TIER_HOST],
@@ -104,7 +122,6 @@ void replay_print_json(const struct replay_report *rp)
 	const struct replay_counters *c = rp->c;
 	const struct kv_stats *st = rp->st;
 	double secs = rp->secs;
-	uint64_t bt = o->g.block_tokens;
 	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
 	uint64_t moved = c->bytes_loaded + c->bytes_stored;
 	FILE *f = stdout;
@@ -132,16 +149,33 @@ void replay_print_json(const struct replay_report *rp)
 		(unsigned long long)c->conversations[0],
 		(unsigned long long)c->conversations[1],
 		(unsigned long long)c->conversations[2]);
+	fputs("\"trace\":", f);
+	if (rp->trace) {
+		const struct replay_trace *t = rp->trace;
+
+		fputs("{\"path\":", f);
+		kvu_json_str(f, t->path);
+		fprintf(f, ",\"requests\":%zu,\"last_arrival_ms\":%.3f,\"partial_last_blocks\":%llu,"
+			"\"realtime\":%s,\"speed\":%g,\"late_max_ms\":%.3f,\"late_mean_ms\":%.3f},",
+			t->n, t->req[t->n - 1].ts_ms, (unsigned long long)t->partial,
+			o->realtime ? "true" : "false", o->speed, c->late_max_ns / 1e6,
+			c->requests ? c->late_sum_ns / 1e6 / c->requests : 0.0);
+	} else {
+		fputs("null,", f);
+	}
+	fprintf(f, "\"capacity_blocks\":%llu,", (unsigned long long)o->capacity_blocks);
 	fprintf(f, "\"prompt_tokens\":%llu,\"full_blocks\":%llu,\"cached_tokens\":%llu,"
 		"\"cached_tokens_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},"
-		"\"hit_rate\":%.6f,\"reusable_tokens\":%llu,\"reusable_rate\":%.6f,",
+		"\"hit_rate\":%.6f,\"hit_rate_by_tier\":{\"host\":%.6f,\"disk\":%.6f,\"remote\":%.6f},"
+		"\"reusable_tokens\":%llu,\"reusable_rate\":%.6f,",
 		(unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks,
-		(unsigned long long)(c->served_blocks * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt),
-		c->served_blocks * bt / pt, (unsigned long long)(c->reusable_blocks * bt),
-		c->reusable_blocks * bt / pt);
+		(unsigned long long)c->hit_tokens,
+		(unsigned long long)c->hit_tokens_tier[KV_TIER_HOST],
+		(unsigned long long)c->hit_tokens_tier[KV_TIER_DISK],
+		(unsigned long long)c->hit_tokens_tier[KV_TIER_REMOTE],
+		c->hit_tokens / pt, c->hit_tokens_tier[KV_TIER_HOST] / pt,
+		c->hit_tokens_tier[KV_TIER_DISK] / pt, c->hit_tokens_tier[KV_TIER_REMOTE] / pt,
+		(unsigned long long)c->reusable_tokens, c->reusable_tokens / pt);
 	fprintf(f, "\"lookup_blocks\":%llu,\"lookup_blocks_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},",
 		(unsigned long long)c->lookup_blocks,
 		(unsigned long long)c->lookup_tier[KV_TIER_HOST],
