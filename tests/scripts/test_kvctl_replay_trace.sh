@@ -39,8 +39,17 @@ def names(r, bt):
     n = min(len(r["hash_ids"]), r["input_length"] // bt)
     return [tuple(r["hash_ids"][:i + 1]) for i in range(n)]   # chained: the id prefix
 
+# Prefill FLOPs of prompt positions [0, n) for Llama-3-8B, from its
+# config: 2 x (active - embedding - LM head) per token + attention's
+# 2 x layers x heads x (d_qk + d_v) per (query, key) pair, causal.
+P8B = 8.03e9 - 2 * 128256 * 4096
+A8B = 2 * 32 * 32 * (128 + 128)
+def flops(n):
+    return 2 * P8B * n + A8B * n * (n + 1) / 2
+
+FLOPS = {}
 def lru(reqs, cap, bt=512, load_order=1, restore_touch=False):
-    c, hit = OrderedDict(), 0                      # first = least recently used
+    c, hit, fl = OrderedDict(), 0, 0.0             # first = least recently used
     for r in reqs:
         n = names(r, bt)
         k = 0
@@ -49,6 +58,7 @@ def lru(reqs, cap, bt=512, load_order=1, restore_touch=False):
         for x in n[:k][::load_order]:              # load: hits touched in request order
             c.move_to_end(x)
         hit += min(k * bt, r["input_length"])
+        fl += flops(min(k * bt, r["input_length"]))
         for x in n[k:]:                            # store: the rest, in order
             if x in c:                             # still present: not stored again
                 if restore_touch:
@@ -57,6 +67,7 @@ def lru(reqs, cap, bt=512, load_order=1, restore_touch=False):
             c[x] = True                            # enters at the MRU end
             while len(c) > cap:
                 c.popitem(last=False)              # evict from the LRU end
+    FLOPS[cap] = fl
     return hit
 
 def unbounded(reqs, bt=512):
@@ -76,7 +87,7 @@ if __name__ == "__main__":
            "unbounded": unbounded(reqs), "max_blocks": max(len(names(r, 512)) for r in reqs)}
     for cap in sys.argv[2:]:
         cap = int(cap)
-        out[cap] = {"lru": lru(reqs, cap),
+        out[cap] = {"lru": lru(reqs, cap), "flops": FLOPS[cap],
                     "reverse_load": lru(reqs, cap, load_order=-1),
                     "restore_touch": lru(reqs, cap, restore_touch=True)}
     json.dump(out, sys.stdout)
@@ -158,6 +169,21 @@ check(d["verify_failures"] == 0 and d["verified_blocks"] * 512 == host, "every h
 check(d["load_misses"] == 0 and d["store_errors"] == 0, "no misses between lookup and load, no short stores")
 check(d["trace"]["requests"] == 360 and d["trace"]["partial_last_blocks"] > 0, "trace figures")
 check(int(cap) > s["max_blocks"], "capacity above the longest request (%d blocks)" % s["max_blocks"])
+w = d["worth"]
+h = w["by_tier"]["host"]
+print("  worth (llama-3-8b): %.6g FLOPs (Python %.6g), %.3f GPU-s at %g TFLOPS; load %.3f s at %.3g B/s" %
+      (h["flops"], sim["flops"], h["recompute_seconds"], w["gpu_tflops"], h["load_seconds"] or -1,
+       h["measured_bytes_per_s"] or -1))
+check(w["model"] == "llama-3-8b" and w["gpu_tflops"] == 989, "default model and TFLOPS")
+check(abs(h["flops"] - sim["flops"]) <= 1e-6 * sim["flops"], "saved FLOPs equal Python's")
+check(abs(w["saved_flops"] - h["flops"]) <= 1e-6 * h["flops"], "all saved FLOPs in the host tier")
+check(abs(h["recompute_seconds"] - h["flops"] / 989e12) <= 1e-6 * h["recompute_seconds"] + 1e-9,
+      "GPU-seconds = FLOPs / throughput")
+check(h["kv_bytes"] == host * 32 * 2 * 8 * 128 * 2, "the model's KV bytes of the hits")
+check(h["measured_bytes_per_s"] > 0 and
+      abs(h["load_seconds"] - h["kv_bytes"] / h["measured_bytes_per_s"]) <= 1e-6 * h["load_seconds"],
+      "load time = model KV bytes / measured bandwidth")
+check(h["load_costs_more"] == (h["load_seconds"] > h["recompute_seconds"]), "the verdict")
 for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)
@@ -204,6 +230,19 @@ fi
 "$kvctl" replay --trace "$tmp/trace.jsonl" $geom --capacity-blocks 120 >"$tmp/t.txt" 2>&1 ||
 	{ cat "$tmp/t.txt"; echo "FAIL: --inflight 8 replay"; fail=1; }
 grep -q "verification 0 failures" "$tmp/t.txt" || { cat "$tmp/t.txt"; echo "FAIL: text report"; fail=1; }
+
+# Another model and throughput: the text report says what loading a tier
+# costs against recomputing it; --gpu-tflops scales the recompute time.
+"$kvctl" replay --trace "$tmp/trace.jsonl" $geom --capacity-blocks 120 --inflight 1 --workers 1 \
+	--model deepseek-v3 --gpu-tflops 100 >"$tmp/m.txt" 2>&1 || { cat "$tmp/m.txt"; echo "FAIL: --model deepseek-v3"; fail=1; }
+grep -q "as DeepSeek-V3 (KV bf16 68.6 KiB/token" "$tmp/m.txt" &&
+	grep -Eq "^  host hits +[0-9]+ tokens: recompute [0-9.]+ GPU-s; load .* = [0-9.]+ s: (LOADING COSTS|loading is)" "$tmp/m.txt" ||
+	{ cat "$tmp/m.txt"; echo "FAIL: the worth lines for deepseek-v3"; fail=1; }
+grep -E "worth|hits " "$tmp/m.txt"
+"$kvctl" replay --trace "$tmp/trace.jsonl" --model gpt-5 >/dev/null 2>"$tmp/m.err"
+[ $? -eq 2 ] && grep -q "invalid value 'gpt-5' for --model" "$tmp/m.err" ||
+	{ cat "$tmp/m.err"; echo "FAIL: an unknown model is not a usage error"; fail=1; }
+"$kvctl" replay --model list | grep -q "^  llama-3-70b " || { echo "FAIL: --model list"; fail=1; }
 
 # Malformed traces: one line naming file:line, exit status 2, no crash.
 bad_trace() {   # name, content

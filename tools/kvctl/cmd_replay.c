@@ -51,6 +51,9 @@
 #define DEF_CONVERSATIONS 12
 #define DEF_SYSTEM_PROMPTS 4
 #define DEF_TRACE_BLOCK_TOKENS 512   /* the Mooncake traces' */
+#define DEF_MODEL "llama-3-8b"
+/* H100 SXM / H200 SXM dense BF16 tensor core peak (datasheets: 1,979 with sparsity). */
+#define DEF_GPU_TFLOPS 989.0
 
 static void replay_usage(FILE *f)
 {
@@ -119,6 +122,14 @@ static void replay_usage(FILE *f)
 "                          (library default: blocks hit or stored again), all, none\n"
 "      --prefetch          kv_prefetch a prefix found in a lower tier, then load it\n"
 "                          (default: kv_load reads lower tiers itself)\n"
+"What the hits are worth:\n"
+"      --model NAME        price hits as the prefill they save for this model:\n"
+"                          llama-3-8b (default), llama-3-70b, deepseek-v3\n"
+"                          (--model list prints the table)\n"
+"      --gpu-tflops F      recompute throughput (default %.0f: H100/H200 SXM\n"
+"                          dense BF16 peak); each tier's load time, at the\n"
+"                          bandwidth measured in this run for the model's KV\n"
+"                          bytes, is set against the time to recompute it\n"
 "Testing:\n"
 "      --corrupt-every N   flip a byte of every Nth loaded block before it is\n"
 "                          checked, to show the checker catches it (default off;\n"
@@ -132,7 +143,7 @@ static void replay_usage(FILE *f)
 		DEF_TRACE_BLOCK_TOKENS, DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
 		DEF_MAX_TOKENS, DEF_INFLIGHT, DEF_LAYERS, DEF_KV_HEADS, DEF_HEAD_DIM,
 		DEF_MLA_DIM, DEF_BLOCK_TOKENS, (unsigned long long)(DEF_HOST_BYTES >> 20),
-		(unsigned long long)(DEF_DISK_BYTES >> 20), DEF_QUEUE_DEPTH);
+		(unsigned long long)(DEF_DISK_BYTES >> 20), DEF_QUEUE_DEPTH, DEF_GPU_TFLOPS);
 }
 
 enum {
@@ -142,7 +153,7 @@ enum {
 	OPT_CONVERSATIONS, OPT_SYSTEM_PROMPTS, OPT_REFORMAT, OPT_VERIFY_HOST,
 	OPT_WORKERS, OPT_CORRUPT_EVERY, OPT_ADMIT, OPT_PREFETCH, OPT_REPLICAS,
 	OPT_REMOTE_TIMEOUT, OPT_AUTH_FILE, OPT_RDMA_DEV, OPT_NO_RDMA, OPT_TRACE,
-	OPT_REALTIME, OPT_SPEED, OPT_CAPACITY_BLOCKS,
+	OPT_REALTIME, OPT_SPEED, OPT_CAPACITY_BLOCKS, OPT_MODEL, OPT_GPU_TFLOPS,
 };
 
 static const struct option replay_longopts[] = {
@@ -179,6 +190,8 @@ static const struct option replay_longopts[] = {
 	{ "realtime", no_argument, NULL, OPT_REALTIME },
 	{ "speed", required_argument, NULL, OPT_SPEED },
 	{ "capacity-blocks", required_argument, NULL, OPT_CAPACITY_BLOCKS },
+	{ "model", required_argument, NULL, OPT_MODEL },
+	{ "gpu-tflops", required_argument, NULL, OPT_GPU_TFLOPS },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -216,6 +229,8 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 	o->conversations = DEF_CONVERSATIONS;
 	o->system_prompts = DEF_SYSTEM_PROMPTS;
 	o->speed = 1;
+	o->model = kvr_model_find(DEF_MODEL);
+	o->gpu_tflops = DEF_GPU_TFLOPS;
 
 	optind = 1;
 	opterr = 0;
@@ -249,6 +264,25 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			o->speed = strtod(optarg, &end);
 			if (errno || end == optarg || *end || !(o->speed > 0) || o->speed > 1e9)
 				return bad_value(name, optarg, "a factor > 0 such as 1, 10 or 0.5");
+			break;
+		}
+		case OPT_MODEL:
+			if (!strcmp(optarg, "list")) {
+				kvr_model_list(stdout);
+				return -1;
+			}
+			o->model = kvr_model_find(optarg);
+			if (!o->model)
+				return bad_value(name, optarg,
+						 "llama-3-8b, llama-3-70b or deepseek-v3; --model list");
+			break;
+		case OPT_GPU_TFLOPS: {
+			char *end;
+
+			errno = 0;
+			o->gpu_tflops = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->gpu_tflops > 0) || o->gpu_tflops > 1e7)
+				return bad_value(name, optarg, "TFLOPS > 0, such as 989");
 			break;
 		}
 		case OPT_CAPACITY_BLOCKS:
@@ -712,6 +746,7 @@ struct req {
 	uint8_t *tier;
 	uint32_t *eb;       /* engine blocks, one per full block */
 	size_t cap;
+	uint64_t load_t0;   /* first prefetch/load submitted (ns) */
 };
 
 
@@ -775,6 +810,7 @@ static int req_lookup(struct replay *R, struct req *r)
 
 	r->hit = r->loaded = 0;
 	r->computed = false;
+	r->load_t0 = 0;
 	R->active++;
 	R->c.requests++;
 	R->c.prompt_tokens += r->ntok;
@@ -927,6 +963,8 @@ static int req_submit(struct replay *R, struct req *r)
 	uint64_t ud = (uint64_t)(r - R->reqs) << UD_SHIFT;
 	int ret;
 
+	if ((r->state == RQ_PREFETCH_PENDING || r->state == RQ_LOAD_PENDING) && !r->load_t0)
+		r->load_t0 = kvu_now_ns();
 	if (r->state == RQ_PREFETCH_PENDING) {
 		ret = kv_prefetch(R->kv, r->h, r->hit, ud | UD_PREFETCH);
 		if (ret == -EAGAIN) {
@@ -1051,6 +1089,8 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 		r->loaded = got;
 		R->c.served_blocks += got;
 		R->c.bytes_loaded += (uint64_t)got * R->block_bytes;
+		uint8_t slowest = 0;
+
 		for (uint32_t i = 0; i < got; i++) {
 			uint8_t t = r->tier[i] < 4 ? r->tier[i] : 0;
 			uint64_t bt = R->o->g.block_tokens, a = i * bt, b = a + bt;
@@ -1062,7 +1102,15 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 			if (b > a) {
 				R->c.hit_tokens += b - a;
 				R->c.hit_tokens_tier[t] += b - a;
+				R->c.saved_flops_tier[t] += kvr_model_prefill_flops(R->o->model, a, b);
 			}
+			if (t > slowest)
+				slowest = t;
+		}
+		/* A load's time and bytes go to the slowest tier it read from. */
+		if (got && r->load_t0) {
+			R->c.load_ns_tier[slowest] += kvu_now_ns() - r->load_t0;
+			R->c.load_bytes_tier[slowest] += (uint64_t)got * R->block_bytes;
 		}
 		r->state = RQ_STORE_PENDING;
 		return 0;

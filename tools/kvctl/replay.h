@@ -10,8 +10,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kv.h"
+
+/*
+ * models.c: a model, for what a hit is worth (the prefill it saves). Only
+ * the figures below: the replay's own blocks keep its geometry options.
+ */
+struct kvr_model {
+	const char *name, *label;   /* --model name, and as printed */
+	uint32_t layers, q_heads, kv_heads;
+	uint32_t d_qk, d_v;         /* attention head dims (q/k, v) */
+	uint32_t kv_elems;          /* KV cache elements per token per layer */
+	uint32_t kv_dtype_bytes;
+	const char *kv_dtype;
+	double active_params;       /* published active parameters per token */
+	uint32_t hidden, vocab;     /* embedding table (and LM head unless tied) */
+	int tied;
+	const char *note;
+};
+
+/* By name ("llama-3-8b") or label ("Llama-3-8B"), any case; NULL if unknown. */
+const struct kvr_model *kvr_model_find(const char *name);
+/* One line per model of the table. */
+void kvr_model_list(FILE *f);
+/* Parameters every prompt token goes through: active - embedding - LM head. */
+double kvr_model_matmul_params(const struct kvr_model *m);
+/* KV cache bytes of one token (all layers). */
+double kvr_model_kv_bytes_per_token(const struct kvr_model *m);
+/* Prefill FLOPs of the prompt tokens at positions [a, b) (0-based). */
+double kvr_model_prefill_flops(const struct kvr_model *m, uint64_t a, uint64_t b);
 
 struct replay_opts {
 	uint64_t requests;
@@ -46,6 +75,8 @@ struct replay_opts {
 	bool realtime;           /* honour the trace's arrival times */
 	double speed;            /* --realtime's speed factor (2: twice as fast) */
 	uint64_t capacity_blocks; /* host pool of exactly this many slots (0: host_bytes) */
+	const struct kvr_model *model;   /* --model: what the hits are worth */
+	double gpu_tflops;               /* --gpu-tflops: throughput of the recompute */
 	bool requests_set, host_bytes_set, block_tokens_set;
 };
 
@@ -58,6 +89,8 @@ struct replay_counters {
 						       the request's input length, by lookup tier */
 	uint64_t reusable_tokens;                   /* what an unbounded cache would serve */
 	uint64_t late_max_ns, late_sum_ns;          /* --realtime: starts behind the arrival */
+	double saved_flops_tier[4];                 /* --model's prefill FLOPs of the hits */
+	uint64_t load_ns_tier[4], load_bytes_tier[4]; /* loads, by the slowest tier they read */
 	uint64_t computed_blocks, stored_blocks;
 	uint64_t load_misses;                       /* loads cut short by -ENOENT/-EBADMSG */
 	uint64_t load_errors, store_errors;         /* other errors (not verification) */

@@ -9,6 +9,92 @@
 #include "replay.h"
 #include "util.h"
 
+/* What tier t's hits are worth; false if it had none. */
+struct worth {
+	double tokens, flops, recompute_s, kv_bytes, bw, load_s;   /* bw 0: not measured */
+};
+
+static bool tier_worth(const struct replay_report *rp, int t, struct worth *w)
+{
+	const struct replay_opts *o = rp->o;
+	const struct replay_counters *c = rp->c;
+
+	w->tokens = (double)c->hit_tokens_tier[t];
+	w->flops = c->saved_flops_tier[t];
+	w->recompute_s = w->flops / (o->gpu_tflops * 1e12);
+	w->kv_bytes = w->tokens * kvr_model_kv_bytes_per_token(o->model);
+	w->bw = c->load_ns_tier[t] ? c->load_bytes_tier[t] / (c->load_ns_tier[t] / 1e9) : 0;
+	w->load_s = w->bw > 0 ? w->kv_bytes / w->bw : 0;
+	return c->hit_tokens_tier[t] > 0;
+}
+
+static void print_worth_text(const struct replay_report *rp)
+{
+	const struct replay_opts *o = rp->o;
+	const struct kvr_model *m = o->model;
+	double flops = 0;
+	char b1[32];
+
+	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++)
+		flops += rp->c->saved_flops_tier[t];
+	printf("  worth        as %s (KV %s %s/token, %.2fB matmul params): the hits save %.3g prefill FLOPs = %.3f GPU-s at %g TFLOPS\n",
+	       m->label, m->kv_dtype, kvu_fmt_bytes(b1, sizeof(b1), kvr_model_kv_bytes_per_token(m)),
+	       kvr_model_matmul_params(m) / 1e9, flops, flops / (o->gpu_tflops * 1e12), o->gpu_tflops);
+	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++) {
+		struct worth w;
+
+		if (!tier_worth(rp, t, &w))
+			continue;
+		printf("  %-12s %.0f tokens: recompute %.3f GPU-s; load %s of %s KV",
+		       t == KV_TIER_HOST ? "host hits" : t == KV_TIER_DISK ? "disk hits" : "remote hits",
+		       w.tokens, w.recompute_s, kvu_fmt_bytes(b1, sizeof(b1), w.kv_bytes), m->label);
+		if (w.bw <= 0) {
+			printf(" (no load timed)\n");
+			continue;
+		}
+		printf(" at %.2f GB/s (measured) = %.3f s: ", w.bw / 1e9, w.load_s);
+		if (w.load_s > w.recompute_s)
+			printf("LOADING COSTS %.1fx MORE THAN RECOMPUTING\n", w.load_s / w.recompute_s);
+		else
+			printf("loading is %.1fx faster than recomputing\n",
+			       w.load_s > 0 ? w.recompute_s / w.load_s : 0.0);
+	}
+}
+
+static void print_worth_json(FILE *f, const struct replay_report *rp)
+{
+	const struct replay_opts *o = rp->o;
+	const struct kvr_model *m = o->model;
+	static const char *const names[] = { NULL, "host", "disk", "remote" };
+	double flops = 0;
+
+	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++)
+		flops += rp->c->saved_flops_tier[t];
+	fputs("\"worth\":{\"model\":", f);
+	kvu_json_str(f, m->name);
+	fprintf(f, ",\"layers\":%u,\"q_heads\":%u,\"kv_heads\":%u,\"d_qk\":%u,\"d_v\":%u,"
+		"\"kv_dtype\":\"%s\",\"kv_bytes_per_token\":%.0f,\"active_params\":%.6g,"
+		"\"matmul_params\":%.6g,\"gpu_tflops\":%g,\"saved_flops\":%.17g,"
+		"\"saved_gpu_seconds\":%.6f,\"by_tier\":{",
+		m->layers, m->q_heads, m->kv_heads, m->d_qk, m->d_v, m->kv_dtype,
+		kvr_model_kv_bytes_per_token(m), m->active_params, kvr_model_matmul_params(m),
+		o->gpu_tflops, flops, flops / (o->gpu_tflops * 1e12));
+	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++) {
+		struct worth w;
+
+		tier_worth(rp, t, &w);
+		fprintf(f, "%s\"%s\":{\"hit_tokens\":%.0f,\"flops\":%.17g,\"recompute_seconds\":%.6f,"
+			"\"kv_bytes\":%.0f,\"measured_bytes_per_s\":",
+			t > KV_TIER_HOST ? "," : "", names[t], w.tokens, w.flops, w.recompute_s, w.kv_bytes);
+		if (w.bw > 0)
+			fprintf(f, "%.1f,\"load_seconds\":%.6f,\"load_costs_more\":%s}", w.bw, w.load_s,
+				w.load_s > w.recompute_s ? "true" : "false");
+		else
+			fputs("null,\"load_seconds\":null,\"load_costs_more\":null}", f);
+	}
+	fputs("}},", f);
+}
+
 void replay_print_text(const struct replay_report *rp)
 {
 	const struct replay_opts *o = rp->o;
@@ -93,6 +179,7 @@ void replay_print_text(const struct replay_report *rp)
 		       kvu_fmt_bytes(b2, sizeof(b2), (double)ts->bytes_out),
 		       (unsigned long long)ts->failures, (unsigned long long)ts->verify_failures);
 	}
+	print_worth_text(rp);
 	printf("  throughput   %.1f requests/s, %.0f prompt tokens/s, %.2f GB/s loaded+stored (%.2f s)\n",
 	       c->requests / secs, c->prompt_tokens / secs, moved / secs / 1e9, secs);
 	printf("  tool's work  hashing %.3f s, filling computed blocks %.2f s, checking loads %.2f s\n",
@@ -195,6 +282,7 @@ void replay_print_json(const struct replay_report *rp)
 		(unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
 	fprintf(f, "\"hash_seconds\":%.6f,\"fill_seconds\":%.6f,\"check_seconds\":%.6f,",
 		c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
+	print_worth_json(f, rp);
 	fputs("\"tiers\":{", f);
 	json_tier(f, "host", &st->tier[KV_TIER_HOST], 0);
 	json_tier(f, "disk", &st->tier[KV_TIER_DISK], 0);
