@@ -51,6 +51,9 @@
 #define DEF_CONVERSATIONS 12
 #define DEF_SYSTEM_PROMPTS 4
 #define DEF_TRACE_BLOCK_TOKENS 512   /* the Mooncake traces' */
+#define DEF_TRACE_LAYERS 1           /* with --trace: 128 KiB blocks */
+#define DEF_TRACE_KV_HEADS 1
+#define DEF_TRACE_HEAD_DIM 64
 #define DEF_MODEL "llama-3-8b"
 /* H100 SXM / H200 SXM dense BF16 tensor core peak (datasheets: 1,979 with sparsity). */
 #define DEF_GPU_TFLOPS 989.0
@@ -94,9 +97,9 @@ static void replay_usage(FILE *f)
 "      --inflight N        requests in flight at once (default %d)\n"
 "Geometry and engine cache:\n"
 "      --layout L          nhd (vLLM, default), hnd, flashinfer, mla\n"
-"      --layers N          layers (default %d)\n"
-"      --kv-heads N        KV heads (default %d; 1 for mla)\n"
-"      --head-dim N        head dim (default %d; %d for mla)\n"
+"      --layers N          layers (default %d; 1 with --trace)\n"
+"      --kv-heads N        KV heads (default %d; 1 for mla or with --trace)\n"
+"      --head-dim N        head dim (default %d; %d for mla; 64 with --trace)\n"
 "      --block-tokens N    tokens per block (default %d)\n"
 "      --dtype T           fp16 (default), bf16, fp32, fp8, int8\n"
 "      --engine-blocks N   engine cache blocks (default: 4 x max-tokens/block-tokens;\n"
@@ -209,7 +212,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 {
 	uint64_t v;
 	int c, idx = -1;
-	bool heads_set = false, dim_set = false;
+	bool heads_set = false, dim_set = false, layers_set = false;
 
 	memset(o, 0, sizeof(*o));
 	o->requests = DEF_REQUESTS;
@@ -313,6 +316,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			if (kvu_parse_u64(optarg, 1, 1024, &v))
 				return bad_value(name, optarg, "1..1024");
 			o->g.layers = (uint32_t)v;
+			layers_set = true;
 			break;
 		case OPT_KV_HEADS:
 			if (kvu_parse_u64(optarg, 1, 1024, &v))
@@ -440,8 +444,20 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		fprintf(stderr, "Try 'kvctl replay --help'.\n");
 		return 2;
 	}
-	if (o->trace && !o->block_tokens_set)
-		o->g.block_tokens = DEF_TRACE_BLOCK_TOKENS;
+	if (o->trace) {
+		/*
+		 * 512-token blocks of the default geometry would be 8 MiB: a small
+		 * one instead (hit rates do not depend on it), unless given.
+		 */
+		if (!o->block_tokens_set)
+			o->g.block_tokens = DEF_TRACE_BLOCK_TOKENS;
+		if (!layers_set)
+			o->g.layers = DEF_TRACE_LAYERS;
+		if (!heads_set)
+			o->g.kv_heads = DEF_TRACE_KV_HEADS;
+		if (!dim_set && o->layout != KV_LAYOUT_MLA)
+			o->g.head_dim = DEF_TRACE_HEAD_DIM;
+	}
 	if ((o->realtime || o->speed != 1) && !o->trace) {
 		fprintf(stderr, "kvctl: replay: --realtime and --speed need --trace\n");
 		return 2;
