@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "kv.h"
+#include "util.h"
 
 /*
  * models.c: a model, for what a hit is worth (the prefill it saves). Only
@@ -151,6 +152,54 @@ size_t replay_trace_names(const struct replay_trace *t, kv_hash root, size_t i,
  */
 int replay_trace_unbounded(struct replay_trace *t, kv_hash root);
 void replay_trace_free(struct replay_trace *t);
+
+/*
+ * replay_gen.c: the built-in workload. Many conversations share a few long
+ * system prompts; chats resend their whole history each turn, agent loops
+ * append tool output, one-shot requests share only the system prompt. The
+ * sequence of requests and every token depend on the seed alone.
+ */
+struct tokbuf {
+	uint32_t *t;
+	size_t n, cap;
+};
+
+enum conv_kind { CONV_CHAT, CONV_AGENT, CONV_ONESHOT, CONV_KINDS };
+
+struct conv {
+	enum conv_kind kind;
+	struct kvu_rng rng;
+	struct tokbuf hist;    /* everything sent and generated so far */
+	size_t staged;         /* tokens of the next turn appended but not sent */
+	uint32_t turns_left;
+	bool busy;             /* a request of it is in flight */
+	bool ended;            /* restart at its next pick */
+};
+
+struct workload {
+	struct kvu_rng rng;
+	uint32_t *recent;      /* conversations of the last nrecent picks */
+	uint32_t nrecent, recent_pos;
+	int64_t next;          /* picked conversation not yet issued, or -1 */
+	struct tokbuf *sys;    /* system prompts */
+	uint32_t nsys;
+	struct conv *convs;
+	uint32_t nconv;
+	uint64_t max_tokens;
+	uint64_t started[CONV_KINDS];
+};
+
+int workload_init(struct workload *w, const struct replay_opts *o);
+void workload_free(struct workload *w);
+/* The next conversation to send a turn (kept until workload_issued()). */
+struct conv *workload_pick(struct workload *w);
+void workload_issued(struct workload *w);
+/* (Re)start c with a system prompt. Returns 0 or -ENOMEM. */
+int conv_start(struct workload *w, struct conv *c);
+/* Stage c's next turn. Returns 0, -ENOSPC (it would outgrow max_tokens), -ENOMEM. */
+int conv_stage(struct workload *w, struct conv *c);
+/* c's turn was answered: append the reply. Returns 0 or -ENOMEM. */
+int conv_answered(struct workload *w, struct conv *c);
 
 /* Everything a report is made of. */
 struct replay_report {
