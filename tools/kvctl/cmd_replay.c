@@ -2,11 +2,11 @@
 /*
  * cmd_replay.c - kvctl replay: a serving workload through the real library.
  *
- * Many conversations share a few long system prompts; chats resend their
- * whole history each turn, agent loops append tool output, one-shot requests
- * share only the system prompt. For every request, as an engine would:
+ * The requests come from the built-in workload (replay_gen.c: shared system
+ * prompts, chats, agent loops) or from a trace (--trace, replay_trace.c: the
+ * Mooncake JSONL format). For every request, as an engine would:
  *
- *   hash the prompt (kv_hash_chain from the namespace root)
+ *   name its full blocks (kv_hash_chain from the namespace root)
  *   kv_lookup the cached prefix
  *   kv_load the hits into engine blocks (engine cache in host memory)
  *   "compute" the rest: fill the engine blocks with bytes derived from each
@@ -18,7 +18,8 @@
  * stays pending until completions have been reaped. A load that stops early
  * with -ENOENT/-EBADMSG is a miss (the rest is recomputed); a loaded block
  * whose bytes are wrong, or an engine block past the loaded count that was
- * written anyway, is a verification failure (exit status 1).
+ * written anyway, is a verification failure (exit status 1). The report
+ * (replay_report.c) prices the hits with a model of models.c.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,39 +31,11 @@
 
 #include "kv.h"
 #include "kvctl.h"
+#include "replay.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ options */
 
-struct replay_opts {
-	uint64_t requests;
-	uint64_t seed;
-	size_t host_bytes;
-	uint32_t layout;
-	struct kv_geometry g;
-	const char *disk;
-	size_t disk_bytes;
-	const char *peers;
-	uint64_t replicas;       /* remote tier (0: library default) */
-	uint64_t remote_timeout_ms;
-	const char *auth_file;
-	const char *rdma_dev;
-	bool no_rdma;
-	uint64_t inflight;
-	uint64_t queue_depth;
-	uint64_t engine_blocks;
-	uint64_t max_tokens;
-	uint64_t conversations;
-	uint64_t system_prompts;
-	uint64_t workers;
-	uint64_t corrupt_every;  /* test of the checker: spoil every Nth loaded block */
-	uint32_t admit;          /* enum kv_admit */
-	bool prefetch;           /* kv_prefetch lower-tier hits before loading */
-	bool reformat;
-	bool verify_host;
-	bool json;
-	bool quiet;
-};
 
 #define DEF_REQUESTS 1000
 #define DEF_SEED 1
@@ -78,14 +51,43 @@ struct replay_opts {
 #define DEF_MAX_TOKENS 4096
 #define DEF_CONVERSATIONS 12
 #define DEF_SYSTEM_PROMPTS 4
+#define DEF_TRACE_BLOCK_TOKENS 512   /* the Mooncake traces' */
+#define DEF_TRACE_LAYERS 1           /* with --trace: 128 KiB blocks */
+#define DEF_TRACE_KV_HEADS 1
+#define DEF_TRACE_HEAD_DIM 64
+#define DEF_MODEL "llama-3-8b"
+/* H100 SXM / H200 SXM dense BF16 tensor core peak (datasheets: 1,979 with sparsity). */
+#define DEF_GPU_TFLOPS 989.0
 
 static void replay_usage(FILE *f)
 {
 	fprintf(f,
 "Usage: kvctl replay [OPTIONS]\n"
+"       kvctl replay --trace FILE [OPTIONS]\n"
 "Replay a serving workload (shared system prompts, multi-turn chats, agent\n"
 "loops) through libkv with the engine cache in host memory, verify every\n"
 "loaded block byte for byte, and report hits per tier and throughput.\n"
+"\n"
+"Trace (instead of the built-in workload):\n"
+"      --trace FILE        replay a Mooncake FAST'25 JSONL trace (\"-\": stdin):\n"
+"                          {\"timestamp\": MS, \"input_length\": N, \"output_length\": N,\n"
+"                          \"hash_ids\": [...]}; one hash_id is one block of\n"
+"                          --block-tokens tokens (default %d with --trace);\n"
+"                          block i is named (and stored) only if full:\n"
+"                          (i+1) x block-tokens <= input_length; names chain\n"
+"                          h[i] = XXH3-128(h[i-1] || id as LE uint64) from the\n"
+"                          namespace root, so equal id prefixes share names\n"
+"                          Requests run in timestamp order: as fast as possible\n"
+"      --realtime          ... or not before their arrival time\n"
+"      --speed F           --realtime's speed factor (default 1; 10: ten times\n"
+"                          faster than the trace)\n"
+"  -n, --requests N        the first N requests of the trace (default: all)\n"
+"  Each request: kv_lookup its named blocks (side-effect free), kv_load the\n"
+"  leading hits in order (the host LRU touches them in order: the last hit\n"
+"  becomes most recent), then compute and kv_store the blocks from the first\n"
+"  miss on, in order (each new block enters at the most-recent end; one still\n"
+"  present is not stored again and not touched). Evictions take the least\n"
+"  recently used block.\n"
 "\n"
 "Workload:\n"
 "  -n, --requests N        requests to replay (default %d)\n"
@@ -96,14 +98,17 @@ static void replay_usage(FILE *f)
 "      --inflight N        requests in flight at once (default %d)\n"
 "Geometry and engine cache:\n"
 "      --layout L          nhd (vLLM, default), hnd, flashinfer, mla\n"
-"      --layers N          layers (default %d)\n"
-"      --kv-heads N        KV heads (default %d; 1 for mla)\n"
-"      --head-dim N        head dim (default %d; %d for mla)\n"
+"      --layers N          layers (default %d; 1 with --trace)\n"
+"      --kv-heads N        KV heads (default %d; 1 for mla or with --trace)\n"
+"      --head-dim N        head dim (default %d; %d for mla; 64 with --trace)\n"
 "      --block-tokens N    tokens per block (default %d)\n"
 "      --dtype T           fp16 (default), bf16, fp32, fp8, int8\n"
-"      --engine-blocks N   engine cache blocks (default: 4 x max-tokens/block-tokens)\n"
+"      --engine-blocks N   engine cache blocks (default: 4 x max-tokens/block-tokens;\n"
+"                          with --trace, inflight x the longest request's blocks)\n"
 "Library:\n"
 "      --host-bytes SIZE   host pool (default %llu MiB: small enough to evict)\n"
+"      --capacity-blocks N host pool of exactly N blocks (N slots of the block\n"
+"                          size rounded up to 4 KiB), instead of --host-bytes\n"
 "      --disk PATH         add a disk tier in PATH (default: none)\n"
 "      --disk-bytes SIZE   disk tier size (default %llu MiB)\n"
 "      --reformat          reformat a disk tier written for another namespace\n"
@@ -121,6 +126,14 @@ static void replay_usage(FILE *f)
 "                          (library default: blocks hit or stored again), all, none\n"
 "      --prefetch          kv_prefetch a prefix found in a lower tier, then load it\n"
 "                          (default: kv_load reads lower tiers itself)\n"
+"What the hits are worth:\n"
+"      --model NAME        price hits as the prefill they save for this model:\n"
+"                          llama-3-8b (default), llama-3-70b, deepseek-v3\n"
+"                          (--model list prints the table)\n"
+"      --gpu-tflops F      recompute throughput (default %.0f: H100/H200 SXM\n"
+"                          dense BF16 peak); each tier's load time, at the\n"
+"                          bandwidth measured in this run for the model's KV\n"
+"                          bytes, is set against the time to recompute it\n"
 "Testing:\n"
 "      --corrupt-every N   flip a byte of every Nth loaded block before it is\n"
 "                          checked, to show the checker catches it (default off;\n"
@@ -131,10 +144,10 @@ static void replay_usage(FILE *f)
 "  -h, --help              this text\n"
 "SIZE takes K, M, G suffixes (binary). Exit status: 0 ok, 1 verification\n"
 "failures or a library error, 2 usage error.\n",
-		DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
+		DEF_TRACE_BLOCK_TOKENS, DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
 		DEF_MAX_TOKENS, DEF_INFLIGHT, DEF_LAYERS, DEF_KV_HEADS, DEF_HEAD_DIM,
 		DEF_MLA_DIM, DEF_BLOCK_TOKENS, (unsigned long long)(DEF_HOST_BYTES >> 20),
-		(unsigned long long)(DEF_DISK_BYTES >> 20), DEF_QUEUE_DEPTH);
+		(unsigned long long)(DEF_DISK_BYTES >> 20), DEF_QUEUE_DEPTH, DEF_GPU_TFLOPS);
 }
 
 enum {
@@ -143,7 +156,8 @@ enum {
 	OPT_INFLIGHT, OPT_QUEUE_DEPTH, OPT_ENGINE_BLOCKS, OPT_MAX_TOKENS,
 	OPT_CONVERSATIONS, OPT_SYSTEM_PROMPTS, OPT_REFORMAT, OPT_VERIFY_HOST,
 	OPT_WORKERS, OPT_CORRUPT_EVERY, OPT_ADMIT, OPT_PREFETCH, OPT_REPLICAS,
-	OPT_REMOTE_TIMEOUT, OPT_AUTH_FILE, OPT_RDMA_DEV, OPT_NO_RDMA,
+	OPT_REMOTE_TIMEOUT, OPT_AUTH_FILE, OPT_RDMA_DEV, OPT_NO_RDMA, OPT_TRACE,
+	OPT_REALTIME, OPT_SPEED, OPT_CAPACITY_BLOCKS, OPT_MODEL, OPT_GPU_TFLOPS,
 };
 
 static const struct option replay_longopts[] = {
@@ -176,6 +190,12 @@ static const struct option replay_longopts[] = {
 	{ "corrupt-every", required_argument, NULL, OPT_CORRUPT_EVERY },
 	{ "admit", required_argument, NULL, OPT_ADMIT },
 	{ "prefetch", no_argument, NULL, OPT_PREFETCH },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "realtime", no_argument, NULL, OPT_REALTIME },
+	{ "speed", required_argument, NULL, OPT_SPEED },
+	{ "capacity-blocks", required_argument, NULL, OPT_CAPACITY_BLOCKS },
+	{ "model", required_argument, NULL, OPT_MODEL },
+	{ "gpu-tflops", required_argument, NULL, OPT_GPU_TFLOPS },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -193,7 +213,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 {
 	uint64_t v;
 	int c, idx = -1;
-	bool heads_set = false, dim_set = false;
+	bool heads_set = false, dim_set = false, layers_set = false;
 
 	memset(o, 0, sizeof(*o));
 	o->requests = DEF_REQUESTS;
@@ -212,6 +232,9 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 	o->max_tokens = DEF_MAX_TOKENS;
 	o->conversations = DEF_CONVERSATIONS;
 	o->system_prompts = DEF_SYSTEM_PROMPTS;
+	o->speed = 1;
+	o->model = kvr_model_find(DEF_MODEL);
+	o->gpu_tflops = DEF_GPU_TFLOPS;
 
 	optind = 1;
 	opterr = 0;
@@ -228,6 +251,47 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		case 'n':
 			if (kvu_parse_u64(optarg, 1, 100000000, &o->requests))
 				return bad_value(name, optarg, "1..100000000");
+			o->requests_set = true;
+			break;
+		case OPT_TRACE:
+			if (!*optarg)
+				return bad_value(name, optarg, "a trace file, or - for stdin");
+			o->trace = optarg;
+			break;
+		case OPT_REALTIME:
+			o->realtime = true;
+			break;
+		case OPT_SPEED: {
+			char *end;
+
+			errno = 0;
+			o->speed = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->speed > 0) || o->speed > 1e9)
+				return bad_value(name, optarg, "a factor > 0 such as 1, 10 or 0.5");
+			break;
+		}
+		case OPT_MODEL:
+			if (!strcmp(optarg, "list")) {
+				kvr_model_list(stdout);
+				return -1;
+			}
+			o->model = kvr_model_find(optarg);
+			if (!o->model)
+				return bad_value(name, optarg,
+						 "llama-3-8b, llama-3-70b or deepseek-v3; --model list");
+			break;
+		case OPT_GPU_TFLOPS: {
+			char *end;
+
+			errno = 0;
+			o->gpu_tflops = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->gpu_tflops > 0) || o->gpu_tflops > 1e7)
+				return bad_value(name, optarg, "TFLOPS > 0, such as 989");
+			break;
+		}
+		case OPT_CAPACITY_BLOCKS:
+			if (kvu_parse_u64(optarg, 1, 1ull << 32, &o->capacity_blocks))
+				return bad_value(name, optarg, "1..4294967296 blocks");
 			break;
 		case 's':
 			if (kvu_parse_u64(optarg, 0, UINT64_MAX, &o->seed))
@@ -236,6 +300,7 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		case OPT_HOST_BYTES:
 			if (kvu_parse_size(optarg, &o->host_bytes) || !o->host_bytes)
 				return bad_value(name, optarg, "a size such as 256M");
+			o->host_bytes_set = true;
 			break;
 		case OPT_LAYOUT:
 			o->layout = kvu_layout_parse(optarg);
@@ -246,11 +311,13 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			if (kvu_parse_u64(optarg, 1, 4096, &v))
 				return bad_value(name, optarg, "1..4096");
 			o->g.block_tokens = (uint32_t)v;
+			o->block_tokens_set = true;
 			break;
 		case OPT_LAYERS:
 			if (kvu_parse_u64(optarg, 1, 1024, &v))
 				return bad_value(name, optarg, "1..1024");
 			o->g.layers = (uint32_t)v;
+			layers_set = true;
 			break;
 		case OPT_KV_HEADS:
 			if (kvu_parse_u64(optarg, 1, 1024, &v))
@@ -378,6 +445,32 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		fprintf(stderr, "Try 'kvctl replay --help'.\n");
 		return 2;
 	}
+	if (o->trace) {
+		/*
+		 * 512-token blocks of the default geometry would be 8 MiB: a small
+		 * one instead (hit rates do not depend on it), unless given.
+		 */
+		if (!o->block_tokens_set)
+			o->g.block_tokens = DEF_TRACE_BLOCK_TOKENS;
+		if (!layers_set)
+			o->g.layers = DEF_TRACE_LAYERS;
+		if (!heads_set)
+			o->g.kv_heads = DEF_TRACE_KV_HEADS;
+		if (!dim_set && o->layout != KV_LAYOUT_MLA)
+			o->g.head_dim = DEF_TRACE_HEAD_DIM;
+	}
+	if ((o->realtime || o->speed != 1) && !o->trace) {
+		fprintf(stderr, "kvctl: replay: --realtime and --speed need --trace\n");
+		return 2;
+	}
+	if (o->speed != 1 && !o->realtime) {
+		fprintf(stderr, "kvctl: replay: --speed needs --realtime\n");
+		return 2;
+	}
+	if (o->capacity_blocks && o->host_bytes_set) {
+		fprintf(stderr, "kvctl: replay: give --capacity-blocks or --host-bytes, not both\n");
+		return 2;
+	}
 	if (o->layout == KV_LAYOUT_MLA) {
 		if (heads_set && o->g.kv_heads != 1) {
 			fprintf(stderr, "kvctl: replay: --layout mla needs --kv-heads 1\n");
@@ -392,6 +485,19 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 		fprintf(stderr, "kvctl: replay: invalid geometry (a block must fit in 1 GiB)\n");
 		return 2;
 	}
+	if (o->capacity_blocks) {
+		size_t bb = kv_geometry_block_bytes(&o->g), slot = (bb + 4095) & ~(size_t)4095;
+
+		if (o->capacity_blocks > SIZE_MAX / slot) {
+			fprintf(stderr, "kvctl: replay: --capacity-blocks %llu blocks of %zu bytes overflow\n",
+				(unsigned long long)o->capacity_blocks, slot);
+			return 2;
+		}
+		/* kv.h: host_bytes is rounded down to whole slots of the block rounded up to 4 KiB. */
+		o->host_bytes = (size_t)o->capacity_blocks * slot;
+	}
+	if (o->trace)
+		return 0;   /* the rest is checked against the trace once it is read */
 	if (o->max_tokens < o->g.block_tokens) {
 		fprintf(stderr, "kvctl: replay: --max-tokens must be at least --block-tokens\n");
 		return 2;
@@ -403,290 +509,6 @@ static int parse_opts(int argc, char **argv, struct replay_opts *o)
 			(unsigned long long)o->engine_blocks,
 			(unsigned long long)(o->max_tokens / o->g.block_tokens));
 		return 2;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ workload */
-
-#define VOCAB 128000u
-
-struct tokbuf {
-	uint32_t *t;
-	size_t n, cap;
-};
-
-static int tok_reserve(struct tokbuf *b, size_t n)
-{
-	if (b->cap >= n)
-		return 0;
-	size_t cap = b->cap ? b->cap : 1024;
-
-	while (cap < n)
-		cap *= 2;
-	uint32_t *t = realloc(b->t, cap * sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	b->t = t;
-	b->cap = cap;
-	return 0;
-}
-
-static int tok_append_random(struct tokbuf *b, struct kvu_rng *r, size_t n)
-{
-	if (tok_reserve(b, b->n + n))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		b->t[b->n++] = (uint32_t)kvu_rng_below(r, VOCAB);
-	return 0;
-}
-
-static int tok_append(struct tokbuf *b, const uint32_t *t, size_t n)
-{
-	if (tok_reserve(b, b->n + n))
-		return -ENOMEM;
-	memcpy(b->t + b->n, t, n * sizeof(*t));
-	b->n += n;
-	return 0;
-}
-
-enum conv_kind { CONV_CHAT, CONV_AGENT, CONV_ONESHOT, CONV_KINDS };
-
-struct conv {
-	enum conv_kind kind;
-	struct kvu_rng rng;
-	struct tokbuf hist;    /* everything sent and generated so far */
-	size_t staged;         /* tokens of the next turn appended but not sent */
-	uint32_t turns_left;
-	bool busy;             /* a request of it is in flight */
-	bool ended;            /* restart at its next pick */
-};
-
-struct workload {
-	struct kvu_rng rng;
-	uint32_t *recent;      /* conversations of the last nrecent picks */
-	uint32_t nrecent, recent_pos;
-	int64_t next;          /* picked conversation not yet issued, or -1 */
-	struct tokbuf *sys;    /* system prompts */
-	uint32_t nsys;
-	struct conv *convs;
-	uint32_t nconv;
-	uint64_t max_tokens;
-	uint64_t started[CONV_KINDS];
-};
-
-/* Popularity of system prompt i ~ 1/(i+1). */
-static uint32_t pick_system(struct workload *w)
-{
-	double total = 0, x;
-
-	for (uint32_t i = 0; i < w->nsys; i++)
-		total += 1.0 / (i + 1);
-	x = kvu_rng_unit(&w->rng) * total;
-	for (uint32_t i = 0; i < w->nsys; i++) {
-		x -= 1.0 / (i + 1);
-		if (x < 0)
-			return i;
-	}
-	return w->nsys - 1;
-}
-
-static int conv_start(struct workload *w, struct conv *c)
-{
-	double k = kvu_rng_unit(&w->rng);
-	struct tokbuf *s = &w->sys[pick_system(w)];
-
-	c->rng.s = kvu_rng_next(&w->rng);
-	c->hist.n = 0;
-	c->staged = 0;
-	c->busy = false;
-	c->ended = false;
-	if (k < 0.6) {
-		c->kind = CONV_CHAT;
-		c->turns_left = (uint32_t)kvu_rng_range(&c->rng, 2, 10);
-	} else if (k < 0.85) {
-		c->kind = CONV_AGENT;
-		c->turns_left = (uint32_t)kvu_rng_range(&c->rng, 3, 16);
-	} else {
-		c->kind = CONV_ONESHOT;
-		c->turns_left = 1;
-	}
-	w->started[c->kind]++;
-	/* At most half the context, so every conversation has room for a turn. */
-	return tok_append(&c->hist, s->t, s->n < w->max_tokens / 2 ? s->n : w->max_tokens / 2);
-}
-
-/*
- * Stage the next turn of c (the new user message, tool output or document)
- * unless one is staged already. Returns 0, or -ENOSPC if the conversation
- * would outgrow max_tokens (it ends), -ENOMEM.
- */
-static int conv_stage(struct workload *w, struct conv *c)
-{
-	size_t n;
-
-	if (c->staged)
-		return 0;
-	switch (c->kind) {
-	case CONV_CHAT:
-		n = kvu_rng_range(&c->rng, 16, 256);
-		break;
-	case CONV_AGENT:
-		n = kvu_rng_range(&c->rng, 64, 1024);   /* tool output */
-		break;
-	default:
-		n = kvu_rng_range(&c->rng, 32, 1536);   /* question or document */
-		break;
-	}
-	if (c->hist.n >= w->max_tokens)
-		return -ENOSPC;
-	if (c->hist.n + n > w->max_tokens)
-		n = w->max_tokens - c->hist.n;
-	if (tok_append_random(&c->hist, &c->rng, n))
-		return -ENOMEM;
-	c->staged = n;
-	return 0;
-}
-
-/* The turn was answered: append the reply (generated, not yet cached). */
-static int conv_answered(struct workload *w, struct conv *c)
-{
-	size_t n = c->kind == CONV_AGENT ? kvu_rng_range(&c->rng, 16, 128) :
-					   kvu_rng_range(&c->rng, 32, 384);
-
-	c->staged = 0;
-	c->busy = false;
-	/*
-	 * A finished conversation restarts when it is next picked, not here:
-	 * completions arrive in any order, picks in a fixed one, so the
-	 * workload depends on the seed alone.
-	 */
-	if (--c->turns_left == 0 || c->hist.n + n >= w->max_tokens) {
-		c->ended = true;
-		return 0;
-	}
-	return tok_append_random(&c->hist, &c->rng, n);
-}
-
-static int workload_init(struct workload *w, const struct replay_opts *o)
-{
-	memset(w, 0, sizeof(*w));
-	w->rng.s = kvu_mix64(o->seed ^ 0x6b7663746c72706cull);
-	w->max_tokens = o->max_tokens;
-	w->nsys = (uint32_t)o->system_prompts;
-	w->nconv = (uint32_t)o->conversations;
-	w->sys = calloc(w->nsys, sizeof(*w->sys));
-	w->convs = calloc(w->nconv, sizeof(*w->convs));
-	/* Picks avoid the last half of the conversations (any inflight). */
-	w->nrecent = w->nconv / 2;
-	w->recent = calloc(w->nrecent + 1, sizeof(*w->recent));
-	w->next = -1;
-	if (!w->sys || !w->convs || !w->recent)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < w->nrecent; i++)
-		w->recent[i] = UINT32_MAX;
-	for (uint32_t i = 0; i < w->nsys; i++)
-		if (tok_append_random(&w->sys[i], &w->rng, kvu_rng_range(&w->rng, 384, 2048)))
-			return -ENOMEM;
-	for (uint32_t i = 0; i < w->nconv; i++)
-		if (conv_start(w, &w->convs[i]))
-			return -ENOMEM;
-	return 0;
-}
-
-static void workload_free(struct workload *w)
-{
-	for (uint32_t i = 0; w->sys && i < w->nsys; i++)
-		free(w->sys[i].t);
-	for (uint32_t i = 0; w->convs && i < w->nconv; i++)
-		free(w->convs[i].hist.t);
-	free(w->sys);
-	free(w->convs);
-	free(w->recent);
-}
-
-/*
- * The next conversation to send a turn: random, but not one of the last
- * nrecent picks. Drawn once and kept until issued, so the sequence of picks
- * (and every token) depends only on the seed.
- */
-static struct conv *workload_pick(struct workload *w)
-{
-	if (w->next < 0) {
-		uint32_t i;
-		bool again;
-
-		do {
-			i = (uint32_t)kvu_rng_below(&w->rng, w->nconv);
-			again = false;
-			for (uint32_t k = 0; k < w->nrecent; k++)
-				if (w->recent[k] == i)
-					again = true;
-		} while (again);
-		w->next = i;
-	}
-	return &w->convs[w->next];
-}
-
-static void workload_issued(struct workload *w)
-{
-	if (w->nrecent) {
-		w->recent[w->recent_pos] = (uint32_t)w->next;
-		w->recent_pos = (w->recent_pos + 1) % w->nrecent;
-	}
-	w->next = -1;
-}
-
-/* ------------------------------------------------------------------ hash set */
-
-/* Every hash ever stored: what an unbounded cache would hold. */
-struct hset {
-	kv_hash *slot;
-	size_t cap, n;
-};
-
-static size_t hset_pos(const struct hset *s, kv_hash h)
-{
-	size_t i = (size_t)(h.lo ^ h.hi) & (s->cap - 1);
-
-	while ((s->slot[i].lo || s->slot[i].hi) && !kv_hash_eq(s->slot[i], h))
-		i = (i + 1) & (s->cap - 1);
-	return i;
-}
-
-static bool hset_has(const struct hset *s, kv_hash h)
-{
-	size_t i;
-
-	if (!s->cap)
-		return false;
-	i = hset_pos(s, h);
-	return s->slot[i].lo || s->slot[i].hi;
-}
-
-static int hset_add(struct hset *s, kv_hash h)
-{
-	size_t i;
-
-	if ((s->n + 1) * 2 > s->cap) {
-		struct hset t = { .cap = s->cap ? s->cap * 2 : 4096 };
-
-		t.slot = calloc(t.cap, sizeof(*t.slot));
-		if (!t.slot)
-			return -ENOMEM;
-		for (size_t j = 0; j < s->cap; j++)
-			if (s->slot[j].lo || s->slot[j].hi) {
-				t.slot[hset_pos(&t, s->slot[j])] = s->slot[j];
-				t.n++;
-			}
-		free(s->slot);
-		*s = t;
-	}
-	i = hset_pos(s, h);
-	if (!s->slot[i].lo && !s->slot[i].hi) {
-		s->slot[i] = h;
-		s->n++;
 	}
 	return 0;
 }
@@ -710,21 +532,9 @@ struct req {
 	uint8_t *tier;
 	uint32_t *eb;       /* engine blocks, one per full block */
 	size_t cap;
+	uint64_t load_t0;   /* first prefetch/load submitted (ns) */
 };
 
-struct counters {
-	uint64_t requests, prompt_tokens, full_blocks;
-	uint64_t lookup_blocks, lookup_tier[4];     /* leading blocks kv_lookup found */
-	uint64_t served_blocks, served_tier[4];     /* blocks actually loaded, by lookup tier */
-	uint64_t reusable_blocks;                   /* leading blocks ever stored */
-	uint64_t computed_blocks, stored_blocks;
-	uint64_t load_misses;                       /* loads cut short by -ENOENT/-EBADMSG */
-	uint64_t load_errors, store_errors;         /* other errors (not verification) */
-	uint64_t verified_blocks, verify_failures, canary_failures, corrupted;
-	uint64_t loads, stores, eagain, prefetches, prefetched_blocks;
-	uint64_t bytes_loaded, bytes_stored;
-	uint64_t fill_ns, check_ns, hash_ns;        /* the tool's own work */
-};
 
 struct replay {
 	const struct replay_opts *o;
@@ -733,13 +543,17 @@ struct replay {
 	kv_hash root;
 	size_t block_bytes;
 	struct workload w;
-	struct hset seen;
+	struct replay_trace tr;   /* --trace (tr.n == 0: the generator) */
+	uint32_t *words;          /* scratch for naming a trace request */
+	uint64_t t0_ns;           /* start of the run (--realtime's clock) */
+	uint64_t due_ns;          /* next trace arrival not yet due, or 0 */
+	struct kvr_hset seen;
 	struct req *reqs;
 	uint32_t nreq;
 	uint32_t *free_eb;
 	uint32_t nfree;
 	uint64_t issued, done, active;
-	struct counters c;
+	struct replay_counters c;
 };
 
 /* user_data: request slot << 2 | operation. */
@@ -750,8 +564,77 @@ static uint64_t canary_of(const struct req *r, uint32_t i)
 	return kvu_mix64((r->id << 20) ^ i ^ 0xca9a7ull);
 }
 
+/* Room for nblk blocks in r's arrays. */
+static int req_reserve(struct req *r, uint32_t nblk)
+{
+	if (nblk <= r->cap)
+		return 0;
+	kv_hash *h = realloc(r->h, nblk * sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	r->h = h;
+	uint8_t *t = realloc(r->tier, nblk);
+
+	if (!t)
+		return -ENOMEM;
+	r->tier = t;
+	uint32_t *eb = realloc(r->eb, nblk * sizeof(*eb));
+
+	if (!eb)
+		return -ENOMEM;
+	r->eb = eb;
+	r->cap = nblk;
+	return 0;
+}
+
+/* r is named (r->h): count it, take engine blocks, look up its prefix. */
+static int req_lookup(struct replay *R, struct req *r)
+{
+	uint32_t nblk = r->nblk;
+	int ret;
+
+	r->hit = r->loaded = 0;
+	r->computed = false;
+	r->load_t0 = 0;
+	R->active++;
+	R->c.requests++;
+	R->c.prompt_tokens += r->ntok;
+	R->c.full_blocks += nblk;
+
+	for (uint32_t i = 0; i < nblk; i++)
+		r->eb[i] = R->free_eb[--R->nfree];
+	if (nblk) {
+		ret = kv_lookup(R->kv, r->h, nblk, r->tier);
+		if (ret < 0 || (uint32_t)ret > nblk) {
+			fprintf(stderr, "kvctl: replay: kv_lookup: %s\n",
+				ret < 0 ? kv_strerror(ret) : "count out of range");
+			return ret < 0 ? ret : -EPROTO;
+		}
+		r->hit = (uint32_t)ret;
+		R->c.lookup_blocks += r->hit;
+		for (uint32_t i = 0; i < r->hit; i++)
+			R->c.lookup_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
+		/* A trace's unbounded rate is computed from the trace, in its order. */
+		for (uint32_t i = 0; !R->tr.n && i < nblk && kvr_hset_has(&R->seen, r->h[i]); i++)
+			R->c.reusable_blocks++;
+	}
+	if (r->hit) {
+		bool lower = false;
+
+		for (uint32_t i = 0; i < r->hit; i++) {
+			kvu_canary_set(&R->eng, r->eb[i], canary_of(r, i));
+			lower |= r->tier[i] > KV_TIER_HOST;
+		}
+		r->state = R->o->prefetch && lower ? RQ_PREFETCH_PENDING : RQ_LOAD_PENDING;
+	} else {
+		r->state = RQ_STORE_PENDING;   /* computed at submission */
+	}
+	return 0;
+}
+
 /* Take a free conversation's next turn and start it. 0: started, 1: nothing to start. */
-static int req_start(struct replay *R, struct req *r)
+static int req_start_gen(struct replay *R, struct req *r)
 {
 	struct workload *w = &R->w;
 	struct conv *c = workload_pick(w);
@@ -771,41 +654,14 @@ static int req_start(struct replay *R, struct req *r)
 	nblk = (uint32_t)(c->hist.n / bt);
 	if (nblk > R->nfree)
 		return 1;   /* wait for engine blocks */
-
-	if (nblk > r->cap) {
-		size_t cap = nblk;
-		kv_hash *h = realloc(r->h, cap * sizeof(*h));
-
-		if (!h)
-			return -ENOMEM;
-		r->h = h;
-		uint8_t *t = realloc(r->tier, cap);
-
-		if (!t)
-			return -ENOMEM;
-		r->tier = t;
-		uint32_t *eb = realloc(r->eb, cap * sizeof(*eb));
-
-		if (!eb)
-			return -ENOMEM;
-		r->eb = eb;
-		r->cap = cap;
-	}
+	if (req_reserve(r, nblk))
+		return -ENOMEM;
 	workload_issued(w);
 	r->conv = c;
 	r->id = R->issued++;
 	r->ntok = (uint32_t)c->hist.n;
 	r->nblk = nblk;
-	r->hit = r->loaded = 0;
-	r->computed = false;
 	c->busy = true;
-	R->active++;
-	R->c.requests++;
-	R->c.prompt_tokens += r->ntok;
-	R->c.full_blocks += nblk;
-
-	for (uint32_t i = 0; i < nblk; i++)
-		r->eb[i] = R->free_eb[--R->nfree];
 	if (nblk) {
 		uint64_t t0 = kvu_now_ns();
 		size_t got = kv_hash_chain(R->root, c->hist.t, c->hist.n, bt, r->h);
@@ -816,31 +672,54 @@ static int req_start(struct replay *R, struct req *r)
 				got, nblk);
 			return -EPROTO;
 		}
-		ret = kv_lookup(R->kv, r->h, nblk, r->tier);
-		if (ret < 0 || (uint32_t)ret > nblk) {
-			fprintf(stderr, "kvctl: replay: kv_lookup: %s\n",
-				ret < 0 ? kv_strerror(ret) : "count out of range");
-			return ret < 0 ? ret : -EPROTO;
-		}
-		r->hit = (uint32_t)ret;
-		R->c.lookup_blocks += r->hit;
-		for (uint32_t i = 0; i < r->hit; i++)
-			R->c.lookup_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
-		for (uint32_t i = 0; i < nblk && hset_has(&R->seen, r->h[i]); i++)
-			R->c.reusable_blocks++;
 	}
-	if (r->hit) {
-		bool lower = false;
+	return req_lookup(R, r);
+}
 
-		for (uint32_t i = 0; i < r->hit; i++) {
-			kvu_canary_set(&R->eng, r->eb[i], canary_of(r, i));
-			lower |= r->tier[i] > KV_TIER_HOST;
+/*
+ * The trace's next request, in timestamp order; with --realtime not before
+ * its arrival (R->due_ns is then set). 0: started, 1: not yet.
+ */
+static int req_start_trace(struct replay *R, struct req *r)
+{
+	const struct replay_trace_req *q = &R->tr.req[R->issued];
+	uint64_t now;
+
+	if (R->o->realtime) {
+		uint64_t due = R->t0_ns + (uint64_t)(q->ts_ms * 1e6 / R->o->speed);
+
+		now = kvu_now_ns();
+		if (now < due) {
+			R->due_ns = due;
+			return 1;
 		}
-		r->state = R->o->prefetch && lower ? RQ_PREFETCH_PENDING : RQ_LOAD_PENDING;
-	} else {
-		r->state = RQ_STORE_PENDING;   /* computed at submission */
+		if (q->nblk > R->nfree)
+			return 1;
+		R->c.late_sum_ns += now - due;
+		if (now - due > R->c.late_max_ns)
+			R->c.late_max_ns = now - due;
 	}
-	return 0;
+	if (q->nblk > R->nfree)
+		return 1;   /* wait for engine blocks */
+	if (req_reserve(r, q->nblk))
+		return -ENOMEM;
+	r->conv = NULL;
+	r->id = R->issued++;
+	r->ntok = (uint32_t)q->input_len;
+	r->nblk = q->nblk;
+	now = kvu_now_ns();
+	if (replay_trace_names(&R->tr, R->root, r->id, R->words, r->h) != r->nblk) {
+		fprintf(stderr, "kvctl: replay: kv_hash_chain did not name the %u blocks of request %llu\n",
+			r->nblk, (unsigned long long)r->id);
+		return -EPROTO;
+	}
+	R->c.hash_ns += kvu_now_ns() - now;
+	return req_lookup(R, r);
+}
+
+static int req_start(struct replay *R, struct req *r)
+{
+	return R->tr.n ? req_start_trace(R, r) : req_start_gen(R, r);
 }
 
 /* "Prefill": blocks from r->loaded on get their hash's bytes. */
@@ -861,7 +740,7 @@ static int req_finish(struct replay *R, struct req *r)
 	r->state = RQ_FREE;
 	R->active--;
 	R->done++;
-	return conv_answered(&R->w, r->conv) ? -ENOMEM : 0;
+	return r->conv && conv_answered(&R->w, r->conv) ? -ENOMEM : 0;
 }
 
 /* Submit r's pending operation. 0: submitted (or nothing to do), 1: -EAGAIN. */
@@ -870,6 +749,8 @@ static int req_submit(struct replay *R, struct req *r)
 	uint64_t ud = (uint64_t)(r - R->reqs) << UD_SHIFT;
 	int ret;
 
+	if ((r->state == RQ_PREFETCH_PENDING || r->state == RQ_LOAD_PENDING) && !r->load_t0)
+		r->load_t0 = kvu_now_ns();
 	if (r->state == RQ_PREFETCH_PENDING) {
 		ret = kv_prefetch(R->kv, r->h, r->hit, ud | UD_PREFETCH);
 		if (ret == -EAGAIN) {
@@ -994,8 +875,29 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 		r->loaded = got;
 		R->c.served_blocks += got;
 		R->c.bytes_loaded += (uint64_t)got * R->block_bytes;
-		for (uint32_t i = 0; i < got; i++)
-			R->c.served_tier[r->tier[i] < 4 ? r->tier[i] : 0]++;
+		uint8_t slowest = 0;
+
+		for (uint32_t i = 0; i < got; i++) {
+			uint8_t t = r->tier[i] < 4 ? r->tier[i] : 0;
+			uint64_t bt = R->o->g.block_tokens, a = i * bt, b = a + bt;
+
+			/* The field's count: leading blocks x block tokens, capped at the input. */
+			if (b > r->ntok)
+				b = r->ntok;
+			R->c.served_tier[t]++;
+			if (b > a) {
+				R->c.hit_tokens += b - a;
+				R->c.hit_tokens_tier[t] += b - a;
+				R->c.saved_flops_tier[t] += kvr_model_prefill_flops(R->o->model, a, b);
+			}
+			if (t > slowest)
+				slowest = t;
+		}
+		/* A load's time and bytes go to the slowest tier it read from. */
+		if (got && r->load_t0) {
+			R->c.load_ns_tier[slowest] += kvu_now_ns() - r->load_t0;
+			R->c.load_bytes_tier[slowest] += (uint64_t)got * R->block_bytes;
+		}
 		r->state = RQ_STORE_PENDING;
 		return 0;
 	}
@@ -1011,7 +913,7 @@ static int on_completion(struct replay *R, const struct kv_completion *cq)
 	R->c.stored_blocks += got;
 	R->c.bytes_stored += (uint64_t)got * R->block_bytes;
 	for (uint32_t i = 0; i < got; i++)
-		if (hset_add(&R->seen, r->h[r->loaded + i]))
+		if (kvr_hset_add(&R->seen, r->h[r->loaded + i]))
 			return -ENOMEM;
 	return req_finish(R, r);
 }
@@ -1036,10 +938,14 @@ static int run_loop(struct replay *R)
 	uint32_t rr = 0;
 	int ret;
 
+	R->t0_ns = t0;
 	while (R->done < o->requests) {
 		bool blocked = false;
+		int timeout_ms = 1000;
+		uint64_t done_before = R->done;
 
 		/* Admit requests while there is room. */
+		R->due_ns = 0;
 		while (R->active < o->inflight && R->issued < o->requests) {
 			struct req *r = NULL;
 
@@ -1079,13 +985,25 @@ static int run_loop(struct replay *R)
 			if (R->reqs[i].state == RQ_LOAD_PENDING || R->reqs[i].state == RQ_STORE_PENDING ||
 			    R->reqs[i].state == RQ_PREFETCH_PENDING)
 				pending = true;
-		if (!inflight && !pending && R->active == 0 && R->issued < o->requests) {
+		if (R->due_ns) {
+			/* --realtime: the next arrival is not due yet; sleep until it is. */
+			uint64_t now = kvu_now_ns(), ms = R->due_ns > now ?
+				(R->due_ns - now + 999999) / 1000000 : 0;
+
+			timeout_ms = ms < 1000 ? (int)ms : 1000;
+			if (!inflight)
+				last_cq = now;
+		}
+		if (!inflight && !pending && R->active == 0 && R->issued < o->requests &&
+		    !R->due_ns) {
+			if (R->done != done_before)
+				continue;   /* requests with nothing to load or store finished */
 			fprintf(stderr, "kvctl: replay: stalled: no request can start (engine blocks %u free)\n",
 				R->nfree);
 			return -EDEADLK;
 		}
 		ret = (pending && !blocked) ? kv_poll(R->kv, cq, 64) :
-			kv_wait(R->kv, cq, 64, 1000);
+			kv_wait(R->kv, cq, 64, timeout_ms);
 		if (ret < 0) {
 			fprintf(stderr, "kvctl: replay: kv_wait: %s\n", kv_strerror(ret));
 			return ret;
@@ -1113,169 +1031,6 @@ static int run_loop(struct replay *R)
 	return 0;
 }
 
-/* ------------------------------------------------------------------ report */
-
-static void print_text(struct replay *R, const struct kv_stats *st, double secs)
-{
-	const struct replay_opts *o = R->o;
-	const struct counters *c = &R->c;
-	uint32_t bt = o->g.block_tokens;
-	char b1[32], b2[32], b3[32];
-	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
-	uint64_t moved = c->bytes_loaded + c->bytes_stored;
-
-	printf("kvctl replay: %llu requests, seed %llu, layout %s\n",
-	       (unsigned long long)c->requests, (unsigned long long)o->seed,
-	       kvu_layout_name(o->layout));
-	printf("  geometry     %u layers x %u planes x %u tokens x %u heads x %u dim %s = %s/block\n",
-	       o->g.layers, o->g.planes, bt, o->g.kv_heads, o->g.head_dim,
-	       kvu_dtype_name(o->g.dtype), kvu_fmt_bytes(b1, sizeof(b1), (double)R->block_bytes));
-	printf("  tiers        host %s (%llu blocks%s), disk %s, peers %s\n",
-	       kvu_fmt_bytes(b2, sizeof(b2), (double)o->host_bytes),
-	       (unsigned long long)st->tier[KV_TIER_HOST].capacity,
-	       st->host_pinned ? ", pinned" : "",
-	       o->disk ? o->disk : "none", o->peers ? o->peers : "none");
-	printf("  workload     %llu chats, %llu agent loops, %llu one-shot; %llu in flight, queue depth %llu\n",
-	       (unsigned long long)R->w.started[CONV_CHAT],
-	       (unsigned long long)R->w.started[CONV_AGENT],
-	       (unsigned long long)R->w.started[CONV_ONESHOT],
-	       (unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
-	printf("  prompt       %llu tokens (%llu full blocks)\n",
-	       (unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks);
-	printf("  from cache   %llu tokens = %.1f%% hit rate; by lookup tier: host %llu, disk %llu, remote %llu\n",
-	       (unsigned long long)(c->served_blocks * bt), 100.0 * c->served_blocks * bt / pt,
-	       (unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
-	       (unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
-	       (unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt));
-	printf("  reusable     %llu tokens = %.1f%% (what an unbounded cache would serve)\n",
-	       (unsigned long long)(c->reusable_blocks * bt), 100.0 * c->reusable_blocks * bt / pt);
-	printf("  lookups      %llu blocks present (host %llu, disk %llu, remote %llu); %llu loads cut short (miss), %llu load errors\n",
-	       (unsigned long long)c->lookup_blocks,
-	       (unsigned long long)c->lookup_tier[KV_TIER_HOST],
-	       (unsigned long long)c->lookup_tier[KV_TIER_DISK],
-	       (unsigned long long)c->lookup_tier[KV_TIER_REMOTE],
-	       (unsigned long long)c->load_misses, (unsigned long long)c->load_errors);
-	printf("  computed     %llu blocks; stored %llu (%llu already present, %llu stores short); %llu -EAGAIN retries\n",
-	       (unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks,
-	       (unsigned long long)st->store_dedup, (unsigned long long)c->store_errors,
-	       (unsigned long long)c->eagain);
-	if (c->prefetches)
-		printf("  prefetch     %llu kv_prefetch calls brought %llu blocks up to host memory\n",
-		       (unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
-	printf("  moved        %s loaded + %s stored = %s\n",
-	       kvu_fmt_bytes(b1, sizeof(b1), (double)c->bytes_loaded),
-	       kvu_fmt_bytes(b2, sizeof(b2), (double)c->bytes_stored),
-	       kvu_fmt_bytes(b3, sizeof(b3), (double)moved));
-	for (int t = KV_TIER_HOST; t <= KV_TIER_REMOTE; t++) {
-		const struct kv_tier_stats *ts = &st->tier[t];
-
-		if (!ts->capacity && !ts->bytes_in && !ts->hits)
-			continue;
-		printf("  %-12s %llu/%llu blocks, %llu hits, %llu evictions, in %s, out %s, %llu failures, %llu bad checksums\n",
-		       kv_tier_name(t), (unsigned long long)ts->blocks,
-		       (unsigned long long)ts->capacity, (unsigned long long)ts->hits,
-		       (unsigned long long)ts->evictions,
-		       kvu_fmt_bytes(b1, sizeof(b1), (double)ts->bytes_in),
-		       kvu_fmt_bytes(b2, sizeof(b2), (double)ts->bytes_out),
-		       (unsigned long long)ts->failures, (unsigned long long)ts->verify_failures);
-	}
-	printf("  throughput   %.1f requests/s, %.0f prompt tokens/s, %.2f GB/s loaded+stored (%.2f s)\n",
-	       c->requests / secs, c->prompt_tokens / secs, moved / secs / 1e9, secs);
-	printf("  tool's work  hashing %.3f s, filling computed blocks %.2f s, checking loads %.2f s\n",
-	       c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
-	printf("  verification %llu failures (%llu loaded blocks checked byte for byte",
-	       (unsigned long long)c->verify_failures, (unsigned long long)c->verified_blocks);
-	if (c->corrupted)
-		printf("; %llu spoiled on purpose", (unsigned long long)c->corrupted);
-	printf(")\n");
-}
-
-static void json_tier(FILE *f, const char *name, const struct kv_tier_stats *t, int last)
-{
-	fprintf(f, "\"%s\":{\"blocks\":%llu,\"capacity\":%llu,\"hits\":%llu,\"misses\":%llu,"
-		"\"evictions\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"failures\":%llu,"
-		"\"verify_failures\":%llu}%s",
-		name, (unsigned long long)t->blocks, (unsigned long long)t->capacity,
-		(unsigned long long)t->hits, (unsigned long long)t->misses,
-		(unsigned long long)t->evictions, (unsigned long long)t->bytes_in,
-		(unsigned long long)t->bytes_out, (unsigned long long)t->failures,
-		(unsigned long long)t->verify_failures, last ? "" : ",");
-}
-
-static void print_json(struct replay *R, const struct kv_stats *st, double secs)
-{
-	const struct replay_opts *o = R->o;
-	const struct counters *c = &R->c;
-	uint64_t bt = o->g.block_tokens;
-	double pt = c->prompt_tokens ? (double)c->prompt_tokens : 1;
-	uint64_t moved = c->bytes_loaded + c->bytes_stored;
-	FILE *f = stdout;
-
-	fprintf(f, "{\"command\":\"replay\",\"requests\":%llu,\"seed\":%llu,\"layout\":",
-		(unsigned long long)c->requests, (unsigned long long)o->seed);
-	kvu_json_str(f, kvu_layout_name(o->layout));
-	fprintf(f, ",\"geometry\":{\"layers\":%u,\"planes\":%u,\"block_tokens\":%u,"
-		"\"kv_heads\":%u,\"head_dim\":%u,\"dtype\":\"%s\"},\"block_bytes\":%zu,",
-		o->g.layers, o->g.planes, o->g.block_tokens, o->g.kv_heads, o->g.head_dim,
-		kvu_dtype_name(o->g.dtype), R->block_bytes);
-	fprintf(f, "\"host_bytes\":%zu,\"disk\":", o->host_bytes);
-	if (o->disk)
-		kvu_json_str(f, o->disk);
-	else
-		fputs("null", f);
-	fputs(",\"peers\":", f);
-	if (o->peers)
-		kvu_json_str(f, o->peers);
-	else
-		fputs("null", f);
-	fprintf(f, ",\"inflight\":%llu,\"queue_depth\":%llu,",
-		(unsigned long long)o->inflight, (unsigned long long)o->queue_depth);
-	fprintf(f, "\"conversations\":{\"chat\":%llu,\"agent\":%llu,\"oneshot\":%llu},",
-		(unsigned long long)R->w.started[CONV_CHAT],
-		(unsigned long long)R->w.started[CONV_AGENT],
-		(unsigned long long)R->w.started[CONV_ONESHOT]);
-	fprintf(f, "\"prompt_tokens\":%llu,\"full_blocks\":%llu,\"cached_tokens\":%llu,"
-		"\"cached_tokens_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},"
-		"\"hit_rate\":%.6f,\"reusable_tokens\":%llu,\"reusable_rate\":%.6f,",
-		(unsigned long long)c->prompt_tokens, (unsigned long long)c->full_blocks,
-		(unsigned long long)(c->served_blocks * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_HOST] * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_DISK] * bt),
-		(unsigned long long)(c->served_tier[KV_TIER_REMOTE] * bt),
-		c->served_blocks * bt / pt, (unsigned long long)(c->reusable_blocks * bt),
-		c->reusable_blocks * bt / pt);
-	fprintf(f, "\"lookup_blocks\":%llu,\"lookup_blocks_by_tier\":{\"host\":%llu,\"disk\":%llu,\"remote\":%llu},",
-		(unsigned long long)c->lookup_blocks,
-		(unsigned long long)c->lookup_tier[KV_TIER_HOST],
-		(unsigned long long)c->lookup_tier[KV_TIER_DISK],
-		(unsigned long long)c->lookup_tier[KV_TIER_REMOTE]);
-	fprintf(f, "\"loads\":%llu,\"stores\":%llu,\"load_misses\":%llu,\"load_errors\":%llu,"
-		"\"store_errors\":%llu,\"eagain\":%llu,\"computed_blocks\":%llu,\"stored_blocks\":%llu,",
-		(unsigned long long)c->loads, (unsigned long long)c->stores,
-		(unsigned long long)c->load_misses, (unsigned long long)c->load_errors,
-		(unsigned long long)c->store_errors, (unsigned long long)c->eagain,
-		(unsigned long long)c->computed_blocks, (unsigned long long)c->stored_blocks);
-	fprintf(f, "\"bytes_loaded\":%llu,\"bytes_stored\":%llu,\"seconds\":%.6f,"
-		"\"requests_per_s\":%.3f,\"tokens_per_s\":%.1f,\"bytes_per_s\":%.1f,",
-		(unsigned long long)c->bytes_loaded, (unsigned long long)c->bytes_stored, secs,
-		c->requests / secs, c->prompt_tokens / secs, moved / secs);
-	fprintf(f, "\"prefetches\":%llu,\"prefetched_blocks\":%llu,",
-		(unsigned long long)c->prefetches, (unsigned long long)c->prefetched_blocks);
-	fprintf(f, "\"hash_seconds\":%.6f,\"fill_seconds\":%.6f,\"check_seconds\":%.6f,",
-		c->hash_ns / 1e9, c->fill_ns / 1e9, c->check_ns / 1e9);
-	fputs("\"tiers\":{", f);
-	json_tier(f, "host", &st->tier[KV_TIER_HOST], 0);
-	json_tier(f, "disk", &st->tier[KV_TIER_DISK], 0);
-	json_tier(f, "remote", &st->tier[KV_TIER_REMOTE], 1);
-	fprintf(f, "},\"host_pinned\":%u,\"store_dedup\":%llu,\"rejected\":%llu,",
-		st->host_pinned, (unsigned long long)st->store_dedup,
-		(unsigned long long)st->rejected);
-	fprintf(f, "\"verified_blocks\":%llu,\"verify_failures\":%llu,\"untouched_failures\":%llu,"
-		"\"corrupted_on_purpose\":%llu}\n",
-		(unsigned long long)c->verified_blocks, (unsigned long long)c->verify_failures,
-		(unsigned long long)c->canary_failures, (unsigned long long)c->corrupted);
-}
-
 /* ------------------------------------------------------------------ main */
 
 int kvctl_replay(int argc, char **argv)
@@ -1299,15 +1054,41 @@ int kvctl_replay(int argc, char **argv)
 		fprintf(stderr, "kvctl: replay: kv_geometry_block_bytes rejected the geometry\n");
 		return 2;
 	}
-	/* The namespace: everything that makes the bytes of a block differ. */
+	/*
+	 * The namespace: everything that makes the bytes of a block differ. A
+	 * trace's blocks are named from its ids, not from tokens: another
+	 * namespace, so they never meet the generator's names.
+	 */
 	snprintf(ns, sizeof(ns),
-		 "kvctl-replay/v1 model=synthetic layers=%u planes=%u kv_heads=%u head_dim=%u "
+		 "%s layers=%u planes=%u kv_heads=%u head_dim=%u "
 		 "dtype=%s block_tokens=%u layout=%s tp=0",
+		 o.trace ? "kvctl-replay-trace/v1 ids=mooncake-hash_ids" :
+			   "kvctl-replay/v1 model=synthetic",
 		 o.g.layers, o.g.planes, o.g.kv_heads, o.g.head_dim,
 		 kvu_dtype_name(o.g.dtype), o.g.block_tokens, kvu_layout_name(o.layout));
 	R.root = kv_hash_root(ns, strlen(ns));
 
-	if (workload_init(&R.w, &o)) {
+	if (o.trace) {
+		ret = replay_trace_load(o.trace, o.g.block_tokens, &R.tr);
+		if (ret)
+			return ret == -ENOMEM ? 1 : 2;
+		replay_trace_limit(&R.tr, o.requests_set ? o.requests : R.tr.n);
+		o.requests = R.tr.n;
+		if (!o.engine_blocks)
+			o.engine_blocks = o.inflight * (R.tr.max_blocks ? R.tr.max_blocks : 1);
+		if (o.engine_blocks < R.tr.max_blocks || o.engine_blocks > (1u << 24)) {
+			fprintf(stderr, "kvctl: replay: --engine-blocks %llu: the longest request needs %u, at most 16777216\n",
+				(unsigned long long)o.engine_blocks, R.tr.max_blocks);
+			status = 2;
+			goto out_workload;
+		}
+		R.words = malloc((2 * (size_t)R.tr.max_blocks + 2) * sizeof(*R.words));
+		if (!R.words || replay_trace_unbounded(&R.tr, R.root)) {
+			fprintf(stderr, "kvctl: replay: cannot name the trace's blocks: %s\n", strerror(ENOMEM));
+			goto out_workload;
+		}
+		R.c.reusable_tokens = R.tr.unbounded_tokens;
+	} else if (workload_init(&R.w, &o)) {
 		fprintf(stderr, "kvctl: replay: cannot build the workload: %s\n", strerror(ENOMEM));
 		goto out_workload;
 	}
@@ -1377,10 +1158,20 @@ int kvctl_replay(int argc, char **argv)
 
 	if (secs <= 0)
 		secs = 1e-9;
+	struct replay_report rp = {
+		.o = &o, .c = &R.c, .st = &st, .block_bytes = R.block_bytes, .secs = secs,
+		.trace = R.tr.n ? &R.tr : NULL,
+	};
+
+	if (!R.tr.n)
+		R.c.reusable_tokens = R.c.reusable_blocks * o.g.block_tokens;
+
+	for (int k = 0; k < CONV_KINDS; k++)
+		R.c.conversations[k] = R.w.started[k];
 	if (o.json)
-		print_json(&R, &st, secs);
+		replay_print_json(&rp);
 	else if (!o.quiet)
-		print_text(&R, &st, secs);
+		replay_print_text(&rp);
 	fflush(stdout);
 	if (R.c.verify_failures)
 		fprintf(stderr, "kvctl: replay: %llu verification failures\n",
@@ -1399,7 +1190,9 @@ out_workload:
 	}
 	free(R.reqs);
 	free(R.free_eb);
-	free(R.seen.slot);
+	kvr_hset_free(&R.seen);
+	replay_trace_free(&R.tr);
+	free(R.words);
 	workload_free(&R.w);
 	return status;
 }
