@@ -240,7 +240,9 @@ struct kv;
  * (written for another geometry, size or namespace), -EUCLEAN (truncated,
  * or corrupt superblock) -- the three are reformatted instead with
  * KV_F_DISK_REFORMAT --, -EBUSY (open in another process), or the error of
- * open(2)/read/write. A file system that refuses O_DIRECT and a host where
+ * open(2)/read/write (-ENOENT: disk_path's directory does not exist; note
+ * that kv_strerror() words -ENOENT as a miss, which is what it means
+ * everywhere else). A file system that refuses O_DIRECT and a host where
  * io_uring is unavailable are not errors: one warning each, then buffered
  * I/O / a pread-pwrite thread pool. Remote tier: -EINVAL (a bad peers list,
  * no ns_root, remote_replicas > 8, remote_timeout_ms out of range) or the

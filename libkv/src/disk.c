@@ -1235,7 +1235,8 @@ int kv_disk_tier_open(const struct kv_disk_config *dc, const struct kv_tier_pool
 		ret = open_fd(d, false);
 	}
 	if (ret < 0) {
-		warn(d, "cannot open: %s%s", strerror(-ret), "");
+		warn(d, "cannot open: %s%s", strerror(-ret),
+		     ret == -ENOENT ? " (its directory does not exist)" : "");
 		goto err;
 	}
 	d->fd = ret;

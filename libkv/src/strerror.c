@@ -14,7 +14,7 @@ KV_EXPORT const char *kv_strerror(int err)
 	case -ENOENT:
 		return "block not present (miss)";
 	case -EBADMSG:
-		return "stored copy failed its checksum (treated as a miss)";
+		return "stored copy failed its check values (treated as a miss)";
 	case -EAGAIN:
 		return "too many requests in flight; reap completions and retry";
 	case -ENOSPC:

@@ -32,6 +32,8 @@ for c in replay bench status regions blocks evict serve; do
 	expect 0 "^  $c " --help
 done
 expect 0 "^kvctl [0-9]" --version
+# A disk tier in a directory that does not exist: named as such, non-zero exit.
+expect 1 "directory must exist" replay -n 5 --disk /nonexistent-kvctl-dir/kv.disk -q
 # kvctl and the library it runs have one version, the Makefile's and kv.h's.
 v=$(sed -n 's/^KV_VERSION := //p' "${KV_SRC:-.}/Makefile")
 expect 0 "^kvctl $v (libkv $v," --version

@@ -1127,7 +1127,10 @@ int kvctl_replay(int argc, char **argv)
 
 		fprintf(stderr, "kvctl: replay: cannot open the cache (host %zu bytes%s%s%s%s): %s%s\n",
 			o.host_bytes, o.disk ? ", disk " : "", o.disk ? o.disk : "",
-			o.peers ? ", peers " : "", o.peers ? o.peers : "", kv_strerror(ret),
+			o.peers ? ", peers " : "", o.peers ? o.peers : "",
+			/* From kv_open, -ENOENT is a path, not a missing block. */
+			ret == -ENOENT ? "no such file or directory (the disk tier's directory must exist)"
+				       : kv_strerror(ret),
 			foreign ? " (the disk file was written for another namespace, geometry"
 				  " or size; --reformat reuses it)" : "");
 		goto out_engine;
