@@ -136,6 +136,12 @@ int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t);
 void kv_lower_locate(struct kv *kv, const kv_hash *h, uint32_t m, uint8_t *tier,
 		     uint8_t *which);
 
+/*
+ * For kvctl (linked statically; not exported from libkv.so): how many of
+ * the configured peers (*npeers) refused this client for good.
+ */
+unsigned kv_peers_refused(struct kv *kv, unsigned *npeers);
+
 /* ---------------------------------------------------------------- host tier (host.c) */
 /* Every function below expects kv->lock held unless it says otherwise. */
 

@@ -473,6 +473,16 @@ KV_EXPORT int kv_lookup(struct kv *kv, const kv_hash *h, size_t n, uint8_t *tier
 	return (int)found;
 }
 
+unsigned kv_peers_refused(struct kv *kv, unsigned *npeers)
+{
+	if (npeers)
+		*npeers = 0;
+	for (unsigned t = 0; kv && t < kv->nlower; t++)
+		if (kv->lower[t].level == KV_TIER_REMOTE)
+			return kv_remote_refused(&kv->lower[t], npeers);
+	return 0;
+}
+
 static void count_rejected(struct kv *kv)
 {
 	pthread_mutex_lock(&kv->lock);

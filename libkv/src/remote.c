@@ -78,7 +78,7 @@ static void peer_down(struct remote *r, struct rpeer *p, int err, const char *wh
 static bool peer_usable(struct rpeer *p, uint64_t now)
 {
 	pthread_mutex_lock(&p->mu);
-	bool ok = !p->down || now >= p->retry_at;
+	bool ok = !p->refused && (!p->down || now >= p->retry_at);
 	pthread_mutex_unlock(&p->mu);
 	return ok;
 }
@@ -121,6 +121,23 @@ static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct
 		kvc_rdma_setup(r, p, c, deadline);
 		if (c->fd < 0)
 			err = -EPROTO;
+	}
+	if (err == -EACCES || err == -EPROTONOSUPPORT) {
+		/* The server answered and said no: retrying cannot change that. */
+		rconn_free(c);
+		pthread_mutex_lock(&p->mu);
+		bool first = !p->refused;
+		p->refused = err;
+		p->down = true;
+		pthread_mutex_unlock(&p->mu);
+		if (first) {
+			atomic_fetch_add(&r->npeers_refused, 1);
+			if (!(r->o.flags & KV_REMOTE_QUIET))
+				fprintf(stderr, "libkv: remote peer %s refused this client: %s; not "
+					"retried (check the secret, namespace and geometry)\n", p->label,
+					why[0] ? why : strerror(-err));
+		}
+		return err;
 	}
 	if (err) {
 		rconn_free(c);
@@ -863,6 +880,14 @@ int kv_remote_server_stats(const char *hostport, const char *auth_file, int time
 	for (unsigned i = 0; i < max; i++)
 		st[i] = i < (unsigned)n ? kvp_get64(buf + KVP_BATCH_HDR + 8 * i) : 0;
 	return n;
+}
+
+unsigned kv_remote_refused(const struct kv_tier_ops *t, unsigned *npeers)
+{
+	struct remote *r = t ? t->ctx : NULL;
+	if (npeers)
+		*npeers = r ? r->npeers : 0;
+	return r ? atomic_load(&r->npeers_refused) : 0;
 }
 
 uint64_t kv_remote_ctl_waits(const struct kv_tier_ops *t, uint64_t *calls)

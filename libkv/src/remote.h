@@ -64,6 +64,13 @@ int kv_remote_peer_up(const struct kv_tier_ops *t, unsigned i);
 uint64_t kv_remote_rdma_blocks(const struct kv_tier_ops *t);
 
 /*
+ * Peers that refused this client for good (wrong secret, namespace,
+ * geometry or protocol version: never retried), and in *npeers how many
+ * were configured.
+ */
+unsigned kv_remote_refused(const struct kv_tier_ops *t, unsigned *npeers);
+
+/*
  * Control answers the verbs path waited for, and (in *calls) its put/get
  * calls: one each (GRANT, LEASE) since COMMIT and RELEASE answers are read
  * with the next request instead of waited for (tests).

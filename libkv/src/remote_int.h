@@ -62,6 +62,8 @@ struct rpeer {
 	struct rconn *idle[MAX_IDLE];
 	unsigned nidle;
 	bool down;
+	int refused;            /* -EACCES / -EPROTONOSUPPORT: it refused this client for
+				   good (secret, namespace, geometry, version): never retried */
 	uint64_t retry_at;      /* ns, CLOCK_MONOTONIC */
 	uint32_t backoff_ms;
 	uint32_t max_batch;
@@ -90,6 +92,7 @@ struct remote {
 	atomic_uint_fast64_t hits, misses, bytes_in, bytes_out, failures, verify_failures, stored;
 	atomic_uint_fast64_t rdma_blocks;    /* blocks moved by RDMA READ/WRITE */
 	atomic_uint_fast64_t ctl_waits;      /* control answers waited for (verbs path) */
+	atomic_uint npeers_refused;          /* peers with refused set */
 	atomic_uint_fast64_t ctl_calls;      /* verbs put/get calls */
 };
 

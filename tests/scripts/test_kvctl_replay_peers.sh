@@ -130,8 +130,16 @@ PY
 "$kvctl" status --server "127.0.0.1:$p1" --auth-file "$tmp/wrong" >/dev/null 2>>"$tmp/noauth.err" &&
 	{ echo "FAIL: status with a wrong secret succeeded"; fail=1; }
 cat "$tmp/noauth.err"
-"$kvctl" replay --json -n 50 --seed 12 --peers "$peers" --auth-file "$tmp/wrong" --no-rdma -q \
-	>"$tmp/d.json" 2>/dev/null
+# A wrong secret is a configuration error: one line naming it, exit 1, never retried.
+"$kvctl" replay --json -n 50 --seed 12 --peers "$peers" --auth-file "$tmp/wrong" --no-rdma \
+	>"$tmp/d.json" 2>"$tmp/d.err"
+rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: replay with a wrong secret exited $rc, want 1"; fail=1; }
+grep -q "refused this client: authentication failed; not retried" "$tmp/d.err" ||
+	{ echo "FAIL: no refusal line"; cat "$tmp/d.err"; fail=1; }
+[ "$(grep -c "refused this client:" "$tmp/d.err")" -eq 2 ] ||
+	{ echo "FAIL: each refusing peer is named once"; cat "$tmp/d.err"; fail=1; }
+grep -q "2 of 2 peers refused" "$tmp/d.err" || { echo "FAIL: replay does not say so"; fail=1; }
 python3 - "$tmp/d.json" <<'PY' || fail=1
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h" /* kv_peers_refused */
 #include "kv.h"
 #include "kvctl.h"
 #include "replay.h"
@@ -1180,6 +1181,16 @@ int kvctl_replay(int argc, char **argv)
 		fprintf(stderr, "kvctl: replay: %llu verification failures\n",
 			(unsigned long long)R.c.verify_failures);
 	status = R.c.verify_failures ? 1 : 0;
+	{
+		/* A peer that refused us (secret, namespace, geometry) is a configuration error. */
+		unsigned np, nr = kv_peers_refused(R.kv, &np);
+
+		if (nr) {
+			fprintf(stderr, "kvctl: replay: %u of %u peers refused this client (see the "
+				"libkv line above); their tier was not used\n", nr, np);
+			status = 1;
+		}
+	}
 
 out_kv:
 	kv_close(R.kv);
