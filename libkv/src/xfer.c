@@ -498,14 +498,13 @@ void kv_host_flush(struct kv *kv)
 	}
 }
 
+/* Caller holds kv->lock. */
 void kv_xfer_release(struct kv *kv, struct kv_req *r)
 {
 	if (!r->held)
 		return;
-	pthread_mutex_lock(&kv->lock);
 	for (uint32_t j = 0; j < r->nheld; j++)
 		entry_unref(kv, r->held[j]);
-	pthread_mutex_unlock(&kv->lock);
 	free(r->held);
 	r->held = NULL;
 	r->nheld = 0;
