@@ -113,8 +113,9 @@ static inline uint64_t *kv_slot_check(const struct kv *kv, uint32_t slot)
 void kv_xfer_run(struct kv *kv, struct kv_req *r, struct kv_completion *c);
 
 /*
- * After r's completion is posted: drop what the request still holds (the
- * blocks a prefetch reported resident). Takes kv->lock.
+ * Drop what r still holds after kv_xfer_run (the blocks a prefetch reported
+ * resident). Caller holds kv->lock and keeps it until r's completion is
+ * posted, so they stay resident until it is visible.
  */
 void kv_xfer_release(struct kv *kv, struct kv_req *r);
 

@@ -36,6 +36,7 @@ static void *worker_main(void *arg)
 		struct kv_completion c = { 0 };
 		struct kv_req *r;
 		uint64_t one = 1;
+		bool held;
 
 		pthread_mutex_lock(&kv->qlock);
 		while (!kv->qhead && !kv->stopping)
@@ -51,13 +52,22 @@ static void *worker_main(void *arg)
 			break; /* stopping and drained */
 
 		kv_xfer_run(kv, r, &c);
+		held = r->held != NULL;
 
 		pthread_mutex_lock(&kv->lock);
 		if (r->op == KV_COMP_STORE)
 			kv->st.stores++;
 		else if (r->op == KV_COMP_LOAD)
 			kv->st.loads++;
-		pthread_mutex_unlock(&kv->lock);
+		/*
+		 * A prefetch's blocks are let go and its completion posted under
+		 * kv->lock (lock order: kv->lock, then kv->clock): nothing can
+		 * evict them before the completion is visible, and nothing the
+		 * engine submits after seeing it finds them still held.
+		 */
+		kv_xfer_release(kv, r);
+		if (!held)
+			pthread_mutex_unlock(&kv->lock);
 
 		pthread_mutex_lock(&kv->clock);
 		kv->ring[(kv->rhead + kv->rcount) % kv->rsize] = c;
@@ -67,8 +77,8 @@ static void *worker_main(void *arg)
 		}
 		pthread_cond_broadcast(&kv->ccond);
 		pthread_mutex_unlock(&kv->clock);
-		/* Only now: what a prefetch reported is resident when it is posted. */
-		kv_xfer_release(kv, r);
+		if (held)
+			pthread_mutex_unlock(&kv->lock);
 		free(r);
 	}
 	return NULL;

@@ -426,14 +426,13 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 	c->err = err;
 }
 
+/* Caller holds kv->lock. */
 void kv_xfer_release(struct kv *kv, struct kv_req *r)
 {
 	if (!r->held)
 		return;
-	pthread_mutex_lock(&kv->lock);
 	for (uint32_t j = 0; j < r->nheld; j++)
 		kv_host_unref(kv, r->held[j]);
-	pthread_mutex_unlock(&kv->lock);
 	free(r->held);
 	r->held = NULL;
 	r->nheld = 0;

@@ -462,6 +462,16 @@ static void prefetch_past_capacity(const char *dir)
 	c = t_wait1(kv);
 	CHECK_EQ(c.res, 8);
 	CHECK_EQ(c.err, 0);
+	/*
+	 * Once its completion is seen, a prefetch holds nothing: the next one,
+	 * submitted at once, may evict all of it (two pool-fulls, alternating).
+	 */
+	for (int i = 0; i < 100; i++) {
+		CHECK_EQ(kv_prefetch(kv, h + 8 * (i % 2), 8, 8), 0);
+		c = t_wait1(kv);
+		if (c.res != 8)
+			FAILF("back-to-back prefetch %d: res %d err %d", i, c.res, c.err);
+	}
 	kv_close(kv);
 	t_engine_free(&e);
 	printf("prefetch: 32 blocks into 8 slots give res 8, -ENOSPC, all 8 resident\n");
