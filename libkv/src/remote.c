@@ -843,7 +843,7 @@ int kv_remote_peer_up(const struct kv_tier_ops *t, unsigned i)
 }
 
 int kv_remote_server_stats(const char *hostport, const char *auth_file, int timeout_ms,
-			   uint64_t *st, unsigned max)
+			   uint64_t *st, unsigned max, char *why_out, size_t wlen)
 {
 	char host[256], port[16], why[KVP_REASON_MAX + 1];
 	uint8_t secret[KVP_SECRET_MAX];
@@ -860,8 +860,8 @@ int kv_remote_server_stats(const char *hostport, const char *auth_file, int time
 			   &rep, why, sizeof(why));
 	memset(secret, 0, sizeof(secret));
 	if (err) {
-		if (why[0])
-			fprintf(stderr, "kvctl: server %s: %s\n", hostport, why);
+		if (why_out && wlen)
+			snprintf(why_out, wlen, "%s", why);
 		return err;
 	}
 	struct kvp_hdr h;

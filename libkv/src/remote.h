@@ -77,8 +77,12 @@ unsigned kv_remote_refused(const struct kv_tier_ops *t, unsigned *npeers);
  */
 uint64_t kv_remote_ctl_waits(const struct kv_tier_ops *t, uint64_t *calls);
 
-/* Fetch a server's counters (enum kvp_stat order) with an admin hello. */
+/*
+ * Fetch a server's counters (enum kvp_stat order) with an admin hello.
+ * Returns how many it sent, or -errno; a refusal's reason, if the server
+ * gave one, goes to why (wlen bytes, may be NULL). Prints nothing.
+ */
 int kv_remote_server_stats(const char *hostport, const char *auth_file, int timeout_ms,
-			   uint64_t *st, unsigned max);
+			   uint64_t *st, unsigned max, char *why, size_t wlen);
 
 #endif /* KV_REMOTE_H */

@@ -264,9 +264,9 @@ static int t_loopback(void)
 	uint64_t sa[KVP_ST_COUNT], sb[KVP_ST_COUNT];
 	char hp[64];
 	snprintf(hp, sizeof(hp), "127.0.0.1:%d", a.port);
-	CHECK(kv_remote_server_stats(hp, NULL, 1000, sa, KVP_ST_COUNT) > 0, "stats A");
+	CHECK(kv_remote_server_stats(hp, NULL, 1000, sa, KVP_ST_COUNT, NULL, 0) > 0, "stats A");
 	snprintf(hp, sizeof(hp), "127.0.0.1:%d", b.port);
-	CHECK(kv_remote_server_stats(hp, NULL, 1000, sb, KVP_ST_COUNT) > 0, "stats B");
+	CHECK(kv_remote_server_stats(hp, NULL, 1000, sb, KVP_ST_COUNT, NULL, 0) > 0, "stats B");
 	printf("servers hold %llu + %llu blocks\n", (unsigned long long)sa[KVP_ST_BLOCKS],
 	       (unsigned long long)sb[KVP_ST_BLOCKS]);
 	CHECK(sa[KVP_ST_BLOCKS] == on_a && sb[KVP_ST_BLOCKS] == n - on_a, "servers' block counts");
@@ -446,12 +446,12 @@ static int t_security(void)
 	uint64_t st[KVP_ST_COUNT];
 	char hp[64];
 	snprintf(hp, sizeof(hp), "127.0.0.1:%d", s.port);
-	CHECK(kv_remote_server_stats(hp, good, 1000, st, KVP_ST_COUNT) > 0, "status with secret");
+	CHECK(kv_remote_server_stats(hp, good, 1000, st, KVP_ST_COUNT, NULL, 0) > 0, "status with secret");
 	CHECK(st[KVP_ST_AUTH_FAILURES] >= 1, "auth failures not counted: %llu",
 	      (unsigned long long)st[KVP_ST_AUTH_FAILURES]);
-	CHECK(kv_remote_server_stats(hp, bad, 1000, st, KVP_ST_COUNT) == -EACCES,
+	CHECK(kv_remote_server_stats(hp, bad, 1000, st, KVP_ST_COUNT, NULL, 0) == -EACCES,
 	      "status with a wrong secret");
-	CHECK(kv_remote_server_stats(hp, NULL, 1000, st, KVP_ST_COUNT) == -EACCES,
+	CHECK(kv_remote_server_stats(hp, NULL, 1000, st, KVP_ST_COUNT, NULL, 0) == -EACCES,
 	      "status without a secret");
 	server_kill(&s, SIGTERM);
 
@@ -475,7 +475,7 @@ static int t_security(void)
 	CHECK(store_all(&t, &h, buf, 1, 4096) == 1, "matching geometry refused");
 	t.close(t.ctx);
 	snprintf(hp, sizeof(hp), "127.0.0.1:%d", g.port);
-	CHECK(kv_remote_server_stats(hp, NULL, 1000, st, KVP_ST_COUNT) > 0, "status");
+	CHECK(kv_remote_server_stats(hp, NULL, 1000, st, KVP_ST_COUNT, NULL, 0) > 0, "status");
 	CHECK(st[KVP_ST_REFUSED] >= 2, "refused hellos: %llu", (unsigned long long)st[KVP_ST_REFUSED]);
 	server_kill(&g, SIGTERM);
 
@@ -663,7 +663,7 @@ static int t_malformed(void)
 	CHECK(store_all(&t, &h2, buf, 1, bb) == 1, "the good client cannot store after the garbage");
 	close(stuck);
 	uint64_t st[KVP_ST_COUNT];
-	CHECK(kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT) > 0, "status");
+	CHECK(kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT, NULL, 0) > 0, "status");
 	printf("server: %llu protocol errors, %llu connections\n",
 	       (unsigned long long)st[KVP_ST_PROTO_ERRORS], (unsigned long long)st[KVP_ST_CONNS_TOTAL]);
 	CHECK(st[KVP_ST_PROTO_ERRORS] >= 10, "protocol errors counted: %llu",
@@ -703,9 +703,9 @@ static int t_malformed(void)
 	send(lazy, req, n + KVP_HDR_BYTES + 8 + 16 * nl, MSG_NOSIGNAL);
 	usleep(150000);
 	uint64_t before[KVP_ST_COUNT], after[KVP_ST_COUNT];
-	CHECK(kv_remote_server_stats(peers, NULL, 1000, before, KVP_ST_COUNT) > 0, "status");
+	CHECK(kv_remote_server_stats(peers, NULL, 1000, before, KVP_ST_COUNT, NULL, 0) > 0, "status");
 	usleep(900000);
-	CHECK(kv_remote_server_stats(peers, NULL, 1000, after, KVP_ST_COUNT) > 0, "status");
+	CHECK(kv_remote_server_stats(peers, NULL, 1000, after, KVP_ST_COUNT, NULL, 0) > 0, "status");
 	printf("lazy reader: %llu leases/pins after 150 ms, %llu after 1 s\n",
 	       (unsigned long long)before[KVP_ST_LEASES], (unsigned long long)after[KVP_ST_LEASES]);
 	CHECK(before[KVP_ST_LEASES] > 0, "the unread answer pinned nothing");
@@ -774,7 +774,7 @@ static int t_rdma_lease(const char *dev)
 	int got_all = 1;
 	while (now_ms() - t0 < 1200) {
 		uint64_t st[KVP_ST_COUNT];
-		if (!held && now_ms() - t0 > 100 && kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT) > 0)
+		if (!held && now_ms() - t0 > 100 && kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT, NULL, 0) > 0)
 			held = st[KVP_ST_LEASES];
 		if (load_all(&t, h, cp + nb * bb, nb, bb, res) != (int)nb)
 			got_all = 0;
@@ -783,7 +783,7 @@ static int t_rdma_lease(const char *dev)
 	CHECK(got_all, "a load failed while the lazy lease expired");
 	CHECK(memcmp(cp, cp + nb * bb, nb * bb) == 0, "loaded bytes differ");
 	uint64_t st[KVP_ST_COUNT];
-	CHECK(kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT) > 0, "status");
+	CHECK(kv_remote_server_stats(peers, NULL, 1000, st, KVP_ST_COUNT, NULL, 0) > 0, "status");
 	struct timeval tv = { .tv_sec = 2 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	/* Drain the HELLO/RDMA_CONNECT/LEASE answers; then the server's close. */
@@ -858,7 +858,7 @@ static int t_host_first(void)
 	/* One lookup first so the connection (HELLO) is not what is counted. */
 	kv_hash absent = { rnd(), rnd() };
 	CHECK(kv_lookup(kv, &absent, 1, NULL) == 0, "absent block found");
-	CHECK(kv_remote_server_stats(peers, NULL, 2000, before, KVP_ST_COUNT) > KVP_ST_REQUESTS,
+	CHECK(kv_remote_server_stats(peers, NULL, 2000, before, KVP_ST_COUNT, NULL, 0) > KVP_ST_REQUESTS,
 	      "server stats");
 	kv_stats(kv, &st0);
 	uint8_t tiers[64];
@@ -869,7 +869,7 @@ static int t_host_first(void)
 			loaded++;
 	}
 	kv_stats(kv, &st1);
-	CHECK(kv_remote_server_stats(peers, NULL, 2000, after, KVP_ST_COUNT) > KVP_ST_REQUESTS,
+	CHECK(kv_remote_server_stats(peers, NULL, 2000, after, KVP_ST_COUNT, NULL, 0) > KVP_ST_REQUESTS,
 	      "server stats");
 	CHECK(looked == 100 && loaded == 100, "host hits: %d lookups, %d loads of 100", looked, loaded);
 	CHECK(after[KVP_ST_REQUESTS] == before[KVP_ST_REQUESTS],
@@ -1241,7 +1241,7 @@ static int t_rdma(const char *dev, size_t bb, size_t nblk, double secs)
 		CHECK(t.lookup(t.ctx, h, 1, present) == 0 && present[0], "lookup after the loads");
 	}
 	uint64_t sv[KVP_ST_COUNT];
-	CHECK(kv_remote_server_stats(peers, NULL, 2000, sv, KVP_ST_COUNT) > 0 && sv[KVP_ST_RDMA] == 1 &&
+	CHECK(kv_remote_server_stats(peers, NULL, 2000, sv, KVP_ST_COUNT, NULL, 0) > 0 && sv[KVP_ST_RDMA] == 1 &&
 	      sv[KVP_ST_LEASES] == 0, "server: rdma %llu, leases left %llu",
 	      (unsigned long long)sv[KVP_ST_RDMA], (unsigned long long)sv[KVP_ST_LEASES]);
 	if (secs > 0 && !failures) {

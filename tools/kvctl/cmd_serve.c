@@ -278,8 +278,11 @@ int kvctl_serve(int argc, char **argv)
 int kvctl_server_status(const char *hostport, const char *auth, int json)
 {
 	uint64_t st[KVP_ST_COUNT];
-	int n = kv_remote_server_stats(hostport, auth, 2000, st, KVP_ST_COUNT);
+	char why[KVP_REASON_MAX + 1] = "";
+	int n = kv_remote_server_stats(hostport, auth, 2000, st, KVP_ST_COUNT, why, sizeof(why));
 	if (n < 0) {
+		if (why[0])
+			fprintf(stderr, "kvctl: server %s: %s\n", hostport, why);
 		fprintf(stderr, "kvctl: cannot get status of server %s: %s\n", hostport, strerror(-n));
 		return 1;
 	}
