@@ -45,7 +45,8 @@ else
 fi
 # 2. Many small blocks in one batch.
 if TMPDIR=$tmp timeout 300 "$B/kvr_test" rdma "$B/kvr_serve" "$dev" 65536 300 0 >"$tmp/small.log" 2>&1; then
-	echo "ok small_blocks: rdma round trip, 300 x 64 KiB blocks in batches of 256, byte-exact"
+	echo "ok small_blocks: rdma round trip, 300 x 64 KiB blocks in batches of 256, byte-exact;" \
+		"$(grep '^rdma: .* verbs calls' "$tmp/small.log")"
 else
 	echo "not ok small_blocks: rdma round trip with 64 KiB blocks"; sed 's/^/#   /' "$tmp/small.log" | tail -n 20; fail=1
 fi
