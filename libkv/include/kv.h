@@ -163,6 +163,13 @@ enum kv_flags {
 	 */
 	KV_F_DEMOTE_ALL = 1u << 8,
 	KV_F_DEMOTE_NONE = 1u << 9,
+	/*
+	 * Since 0.4, with peers: write-through. Every block stored is also sent
+	 * to the remote tier soon after (by the background flusher, off the
+	 * request path) while host memory keeps it, so other nodes can share a
+	 * hot prefix at once rather than only this node's evictions.
+	 */
+	KV_F_WRITE_THROUGH = 1u << 10,
 };
 
 struct kv_config {

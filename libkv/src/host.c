@@ -80,6 +80,12 @@ static void dirty_sync(struct kv *kv, struct kv_entry *e)
 
 void kv_host_drop(struct kv *kv, struct kv_entry *e)
 {
+	uint8_t *f = &kv->slot_flags[e->slot[KV_TIER_HOST]];
+
+	if (*f & KV_SLOT_WT) {
+		*f &= (uint8_t)~KV_SLOT_WT;
+		kv->nwt--;
+	}
 	if (e->state[KV_TIER_HOST] == KV_COPY_PENDING)
 		pthread_cond_broadcast(&kv->pend_cv);
 	e->state[KV_TIER_HOST] = KV_COPY_EMPTY;
@@ -114,8 +120,14 @@ void kv_host_used(struct kv *kv, struct kv_entry *e)
 void kv_host_ready(struct kv *kv, struct kv_entry *e, bool clean)
 {
 	e->state[KV_TIER_HOST] = KV_COPY_READY;
-	if (clean)
+	if (clean) {
 		kv->slot_flags[e->slot[KV_TIER_HOST]] |= KV_SLOT_CLEAN;
+	} else if (kv->wt_tier >= 0) {
+		/* Write-through: the flusher sends it to the remote tier soon. */
+		kv->slot_flags[e->slot[KV_TIER_HOST]] |= KV_SLOT_WT;
+		kv->nwt++;
+		pthread_cond_signal(&kv->flush_cv);
+	}
 	kv_lru_touch(&kv->ix, KV_TIER_HOST, e);
 	dirty_sync(kv, e);
 }
@@ -229,6 +241,58 @@ static void dirty_write(struct kv *kv, struct kv_entry **ents, struct kv_tier_io
 	pthread_cond_broadcast(&kv->clean_cv);
 }
 
+/*
+ * Caller holds kv->lock. Write-through: send up to KV_CHUNK blocks marked
+ * KV_SLOT_WT to the remote tier (kv->lock dropped for the I/O, each block
+ * held by a reference), then clear the mark; where the remote tier is also
+ * lower[0] the block is clean too. Returns how many were taken.
+ */
+static uint32_t wt_flush(struct kv *kv)
+{
+	struct kv_entry *ents[KV_CHUNK];
+	struct kv_tier_io io[KV_CHUNK];
+	struct kv_tier_ops *t = &kv->lower[kv->wt_tier];
+	uint32_t k = 0;
+
+	/* From the MRU end: write-through blocks are the newly stored ones. */
+	for (struct kv_entry *e = kv->ix.lru[KV_TIER_HOST].head; e && k < KV_CHUNK;
+	     e = e->lru[KV_TIER_HOST].next) {
+		uint32_t slot = e->slot[KV_TIER_HOST];
+
+		if (e->state[KV_TIER_HOST] != KV_COPY_READY || !(kv->slot_flags[slot] & KV_SLOT_WT))
+			continue;
+		e->refs++;
+		ents[k] = e;
+		io[k] = (struct kv_tier_io){ .h = e->h, .check = kv_slot_check(kv, slot),
+					     .buf = kv_pool_addr(&kv->pool, slot) };
+		k++;
+	}
+	if (!k)
+		return 0;
+	kv->flushing += k;
+	pthread_mutex_unlock(&kv->lock);
+	t->write(t->ctx, io, k); /* failures: counted by the tier */
+	pthread_mutex_lock(&kv->lock);
+	kv->flushing -= k;
+	for (uint32_t j = 0; j < k; j++) {
+		uint8_t *f = &kv->slot_flags[ents[j]->slot[KV_TIER_HOST]];
+
+		if (*f & KV_SLOT_WT) {
+			*f &= (uint8_t)~KV_SLOT_WT;
+			kv->nwt--;
+		}
+		if (kv->wt_tier == 0 && !io[j].res) {
+			*f |= KV_SLOT_CLEAN;
+			dirty_sync(kv, ents[j]);
+		}
+		kv_host_unref(kv, ents[j]);
+	}
+	kv->flusher_writes += k;
+	kv->clean_gen++;
+	pthread_cond_broadcast(&kv->clean_cv);
+	return k;
+}
+
 static void *flusher_main(void *arg)
 {
 	struct kv *kv = arg;
@@ -242,6 +306,8 @@ static void *flusher_main(void *arg)
 
 		/* Sleep until there is work: above the high watermark, a stalled store, a dirty tail. */
 		pthread_cond_timedwait(&kv->flush_cv, &kv->lock, &tick);
+		while (kv->nwt && !kv->flush_stop && wt_flush(kv))
+			;
 		if (kv->ndirty <= kv->dirty_hi && !kv->nstalled && !kv_host_tail_dirty(kv))
 			continue;
 		/* Then down to the low watermark (and while a store waits or the tail is dirty). */
@@ -291,8 +357,8 @@ int kv_host_flusher_start(struct kv *kv)
 	/* Eviction is near when fewer slots than this are free: an eighth, at most a chunk. */
 	kv->evict_soon = kv->pool.nslots / 8 < KV_CHUNK ? kv->pool.nslots / 8 : KV_CHUNK;
 	kv->flusher_on = false;
-	if (!kv->nlower || kv->cfg.admit == KV_ADMIT_NONE)
-		return 0; /* nothing is ever dirty */
+	if (!kv->nlower || (kv->cfg.admit == KV_ADMIT_NONE && kv->wt_tier < 0))
+		return 0; /* nothing is ever dirty or written through */
 	ret = -pthread_create(&kv->flusher, NULL, flusher_main, kv);
 	kv->flusher_on = !ret;
 	return ret;
@@ -319,6 +385,8 @@ void kv_host_flush(struct kv *kv)
 	if (!kv->nlower)
 		return;
 	pthread_mutex_lock(&kv->lock);
+	while (kv->wt_tier >= 0 && kv->nwt && wt_flush(kv))
+		;
 	while ((k = dirty_take(kv, ents, io, KV_CHUNK)))
 		dirty_write(kv, ents, io, k);
 	pthread_mutex_unlock(&kv->lock);

@@ -25,6 +25,7 @@
 /* Per host slot, beside the index (kv->lock): what eviction needs to know. */
 #define KV_SLOT_CLEAN 0x1       /* the first lower tier has (or refused) a copy */
 #define KV_SLOT_DIRTY 0x2       /* counted in kv->ndirty (host.c's dirty_sync) */
+#define KV_SLOT_WT 0x4          /* write-through: the remote tier still has to get it */
 
 struct kv_req {
 	struct kv_req *next;
@@ -79,6 +80,8 @@ struct kv {
 	uint64_t store_stalls;     /* stores or promotions that waited for the flusher */
 	unsigned nstalled;         /* waiting now */
 	uint32_t flushing;         /* blocks the flusher holds while it writes them */
+	int wt_tier;               /* KV_F_WRITE_THROUGH: kv->lower index of the remote tier; -1 */
+	uint64_t nwt;              /* blocks with KV_SLOT_WT */
 
 	/* Engine cache; changed by kv_attach only while nothing is in flight. */
 	bool attached;

@@ -105,7 +105,8 @@ static int config_check(const struct kv_config *cfg)
 {
 	const uint32_t known = KV_F_REQUIRE_PINNED | KV_F_REQUIRE_KVMEM | KV_F_NO_KVMEM |
 			       KV_F_VERIFY_HOST | KV_F_DISK_NO_URING | KV_F_DISK_REFORMAT |
-			       KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_DEMOTE_ALL | KV_F_DEMOTE_NONE;
+			       KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_DEMOTE_ALL | KV_F_DEMOTE_NONE |
+			       KV_F_WRITE_THROUGH;
 
 	if (!cfg || kv_geometry_check(&cfg->geometry) || !cfg->host_bytes)
 		return -EINVAL;
@@ -276,6 +277,10 @@ static int open_current(const struct kv_config *cfg, struct kv **out)
 		if (ret)
 			goto err_index;
 	}
+	kv->wt_tier = -1;
+	for (unsigned t = 0; (cfg->flags & KV_F_WRITE_THROUGH) && t < kv->nlower; t++)
+		if (kv->lower[t].level == KV_TIER_REMOTE)
+			kv->wt_tier = (int)t;
 	ret = kv_host_flusher_start(kv);
 	if (ret)
 		goto err_index;

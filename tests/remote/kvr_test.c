@@ -1016,6 +1016,87 @@ static int t_cascade(void)
 	return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ write-through */
+
+/*
+ * Two nodes sharing a memory server: A stores 32 blocks with
+ * KV_F_WRITE_THROUGH and keeps them in host memory (nothing is evicted); B,
+ * another struct kv of the same namespace, loads all 32 byte-exact from the
+ * server. Without the flag (A stores 8 more), B finds none of those.
+ */
+static int t_write_through(void)
+{
+	const uint32_t nb = 8, N = 32;
+	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
+	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
+	size_t P = bb / 4;
+	char bbs[32], peers[64];
+	struct server s;
+	snprintf(bbs, sizeof(bbs), "%zu", bb);
+	if (server_start(&s, 0, "16M", bbs, "-q", NULL)) {
+		fprintf(stderr, "FAIL cannot start a server\n");
+		return 1;
+	}
+	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	kv_hash root = { rnd(), rnd() };
+	struct kv_config ca = { .geometry = g, .host_bytes = slot * 4 * N, .peers = peers,
+				.ns_root = root, .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA |
+				KV_F_WRITE_THROUGH }, cb = ca;
+	cb.flags &= ~KV_F_WRITE_THROUGH;
+	struct kv *a, *b, *a2;
+	CHECK(kv_open(&ca, &a) == 0 && kv_open(&cb, &b) == 0 && kv_open(&cb, &a2) == 0, "kv_open");
+	uint8_t *eng = calloc(2, 2 * nb * P);
+	void *layers[2] = { eng, eng + 2 * nb * P };
+	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
+				      .num_blocks = nb, .layers = layers };
+	CHECK(kv_attach(a, &ec) == 0 && kv_attach(b, &ec) == 0 && kv_attach(a2, &ec) == 0, "attach");
+	kv_hash h[40];
+	for (uint32_t i = 0; i < 40; i++)
+		h[i] = (kv_hash){ rnd(), rnd() };
+	struct kv_completion c;
+	for (uint32_t i = 0; i < 40; i += 8) {
+		uint32_t blk[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+		struct kv *w = i < N ? a : a2;
+		for (uint32_t j = 0; j < 8; j++)
+			eng_block(layers, nb, P, j, h[i + j].lo, false, NULL);
+		CHECK(kv_store(w, h + i, blk, 8, i) == 0 && kv_wait(w, &c, 1, 10000) == 1 && c.res == 8,
+		      "store at %u", i);
+	}
+	struct kv_stats st;
+	for (int t = 0; t < 500; t++) {
+		kv_stats(a, &st);
+		if (st.tier[KV_TIER_REMOTE].bytes_in >= N * bb)
+			break;
+		usleep(10000);
+	}
+	CHECK(st.tier[KV_TIER_HOST].evictions == 0, "A evicted %llu blocks",
+	      (unsigned long long)st.tier[KV_TIER_HOST].evictions);
+	CHECK(st.tier[KV_TIER_REMOTE].bytes_in >= N * bb, "A wrote %llu bytes through, want %zu",
+	      (unsigned long long)st.tier[KV_TIER_REMOTE].bytes_in, N * bb);
+	int bad = 0, loaded = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t b0 = 0;
+		eng_block(layers, nb, P, 0, 0xdead, false, NULL);
+		if (kv_load(b, h + i, &b0, 1, i) == 0 && kv_wait(b, &c, 1, 10000) == 1 && c.res == 1) {
+			loaded++;
+			eng_block(layers, nb, P, 0, h[i].lo, true, &bad);
+		}
+	}
+	kv_stats(b, &st);
+	CHECK(loaded == (int)N && bad == 0, "B loaded %d of %u (%d wrong words)", loaded, N, bad);
+	CHECK(st.tier[KV_TIER_REMOTE].hits == N, "B's remote hits %llu",
+	      (unsigned long long)st.tier[KV_TIER_REMOTE].hits);
+	CHECK(kv_lookup(b, h + N, 8, NULL) == 0, "blocks stored without write-through reached B");
+	printf("write-through: B loaded %d of %u blocks A stored (A evicted none); "
+	       "without it B found 0 of 8\n", loaded, N);
+	kv_close(a);
+	kv_close(a2);
+	kv_close(b);
+	free(eng);
+	server_kill(&s, SIGTERM);
+	return failures ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ hostile */
 
 /*
@@ -1389,6 +1470,8 @@ int main(int argc, char **argv)
 			      argc > 5 ? strtoul(argv[5], NULL, 0) : 4, argc > 6 ? atof(argv[6]) : 0);
 	if (!strcmp(argv[1], "rdma_lease") && argc > 3)
 		return t_rdma_lease(argv[3]);
+	if (!strcmp(argv[1], "write_through"))
+		return t_write_through();
 	if (!strcmp(argv[1], "cascade"))
 		return t_cascade();
 	if (!strcmp(argv[1], "host_first"))
