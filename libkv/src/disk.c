@@ -131,7 +131,7 @@ struct disk {
 	uint64_t demoted;
 
 	uint64_t fault_every, fault_count;  /* KV_DISK_FAULT_EIO (tests) */
-	unsigned fault_delay_ms;            /* KV_DISK_FAULT_DELAY_MS (tests): a slow disk's writes */
+	unsigned fault_delay_ms;            /* KV_DISK_FAULT_DELAY_MS (tests): a slow disk, per call */
 };
 
 static void warn(const struct disk *d, const char *fmt, const char *a, const char *b)
@@ -831,6 +831,8 @@ static int disk_read(void *ctx, struct kv_tier_io *io, size_t n)
 			io[i].res = -ENOMEM;
 		return -ENOMEM;
 	}
+	if (d->fault_delay_ms)
+		usleep(d->fault_delay_ms * 1000u);
 	pthread_mutex_lock(&d->mu);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t s = map_find(d, io[i].h);

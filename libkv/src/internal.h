@@ -66,6 +66,8 @@ struct kv {
 	 */
 	struct kv_tier_ops lower[KV_MAX_LOWER];
 	unsigned nlower;
+	/* Per lower tier: measured ns per block read (promote_read); orders the lookups. */
+	_Atomic uint64_t lower_ns[KV_MAX_LOWER];
 
 	/* The flusher (host.c); its counters and conditions are under kv->lock. */
 	pthread_t flusher;
@@ -131,8 +133,10 @@ int kv_lower_add(struct kv *kv, const struct kv_tier_ops *t);
 
 /*
  * Where the blocks of h[0..m) that host memory lacks are: from the first
- * entry of tier[] that is KV_TIER_NONE on, ask the lower tiers best first,
- * each only about the blocks no better tier holds, and set tier[i] to the
+ * entry of tier[] that is KV_TIER_NONE on, ask the lower tiers fastest
+ * first (by measured read time per block; a tier not read yet comes first,
+ * so each is tried; ties in kv->lower order: disk, remote), each only about
+ * the blocks no faster tier holds, and set tier[i] to the
  * level found (which[i], if which is not NULL, to that tier's index in
  * kv->lower). Entries already set are left alone: a host hit costs no
  * message and no disk read. Called without kv->lock.

@@ -148,20 +148,58 @@ static void promote_read(struct kv *kv, struct kv_entry *const *ents, const uint
 			}
 		if (!m)
 			continue;
-		kv->lower[t].read(kv->lower[t].ctx, io, m);
+		{
+			struct timespec t0, t1;
+			uint64_t per, old;
+			uint32_t got = 0;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			kv->lower[t].read(kv->lower[t].ctx, io, m);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			for (uint32_t i = 0; i < m; i++)
+				got += !io[i].res;
+			/* Per block read, an average over the last ~8 batches (kv_lower_locate's order). */
+			per = ((uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+			       (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec) / (got ? got : 1);
+			old = atomic_load_explicit(&kv->lower_ns[t], memory_order_relaxed);
+			atomic_store_explicit(&kv->lower_ns[t], old ? old - old / 8 + per / 8 : per,
+					      memory_order_relaxed);
+		}
 		for (uint32_t i = 0; i < m; i++)
 			res[map[i]] = io[i].res;
 	}
+}
+
+/* kv->lower indexes, fastest first by measured read time. */
+static void lower_order(struct kv *kv, unsigned *order)
+{
+	uint64_t ns[KV_MAX_LOWER];
+
+	for (unsigned t = 0; t < kv->nlower; t++) {
+		order[t] = t;
+		ns[t] = atomic_load_explicit(&kv->lower_ns[t], memory_order_relaxed);
+	}
+	/* Stable insertion sort; a tier not measured yet (0) goes first, so each gets tried. */
+	for (unsigned i = 1; i < kv->nlower; i++)
+		for (unsigned j = i; j > 0 && ns[order[j]] < ns[order[j - 1]]; j--) {
+			unsigned x = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = x;
+		}
 }
 
 void kv_lower_locate(struct kv *kv, const kv_hash *h, uint32_t m, uint8_t *tier,
 		     uint8_t *which)
 {
 	uint32_t first = 0;
+	unsigned order[KV_MAX_LOWER];
 
 	while (first < m && tier[first] != KV_TIER_NONE)
 		first++;
-	for (unsigned t = 0; t < kv->nlower && first < m; t++) {
+	lower_order(kv, order);
+	for (unsigned o = 0; o < kv->nlower && first < m; o++) {
+		unsigned t = order[o];
 		kv_hash ask[KV_CHUNK];
 		uint32_t map[KV_CHUNK], q = 0;
 		uint8_t present[KV_CHUNK];

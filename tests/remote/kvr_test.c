@@ -1097,6 +1097,97 @@ static int t_write_through(void)
 	return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ tier order */
+
+/*
+ * Loads try the lower tiers fastest first, by measured read time. Blocks
+ * on both the disk tier and a memory server; the disk made slow
+ * (KV_DISK_FAULT_DELAY_MS, 60 ms a call): after each tier was read once,
+ * lookups name the remote tier for blocks both hold and loads come from it.
+ */
+static int t_tier_order(void)
+{
+	const uint32_t nb = 8, N = 48;
+	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
+	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
+	size_t P = bb / 4;
+	char bbs[32], peers[64], disk[300];
+	struct server s;
+	snprintf(bbs, sizeof(bbs), "%zu", bb);
+	if (server_start(&s, 0, "16M", bbs, "-q", NULL)) {
+		fprintf(stderr, "FAIL cannot start a server\n");
+		return 1;
+	}
+	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	snprintf(disk, sizeof(disk), "%s/order.%d.disk", tmpdir, getpid());
+	unlink(disk);
+	struct kv_config cfg = { .geometry = g, .host_bytes = slot * 2 * N, .disk_path = disk,
+				 .disk_bytes = 8u << 20, .peers = peers, .ns_root = { rnd(), rnd() },
+				 .admit = KV_ADMIT_ALL,
+				 .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_WRITE_THROUGH };
+	struct kv *kv;
+	CHECK(kv_open(&cfg, &kv) == 0, "kv_open");
+	uint8_t *eng = calloc(2, 2 * nb * P);
+	void *layers[2] = { eng, eng + 2 * nb * P };
+	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
+				      .num_blocks = nb, .layers = layers };
+	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	kv_hash h[48];
+	struct kv_completion c;
+	for (uint32_t i = 0; i < N; i++)
+		h[i] = (kv_hash){ rnd(), rnd() };
+	for (uint32_t i = 0; i < N; i += 8) {
+		uint32_t blk[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+		for (uint32_t j = 0; j < 8; j++)
+			eng_block(layers, nb, P, j, h[i + j].lo, false, NULL);
+		CHECK(kv_store(kv, h + i, blk, 8, i) == 0 && kv_wait(kv, &c, 1, 10000) == 1 && c.res == 8,
+		      "store");
+	}
+	kv_close(kv); /* write-through sent them to the server; close writes them to disk */
+	setenv("KV_DISK_FAULT_DELAY_MS", "60", 1);
+	cfg.flags &= ~KV_F_WRITE_THROUGH;
+	CHECK(kv_open(&cfg, &kv) == 0, "reopen");
+	unsetenv("KV_DISK_FAULT_DELAY_MS");
+	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	uint8_t tiers[48];
+	CHECK(kv_lookup(kv, h, N, tiers) == (int)N, "all present");
+	int bad = 0;
+	uint32_t blk[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	/* Three loads of 8: one from each tier as it gets measured, then the fastest. */
+	for (uint32_t i = 0; i < 24; i += 8) {
+		CHECK(kv_load(kv, h + i, blk, 8, i) == 0 && kv_wait(kv, &c, 1, 10000) == 1 && c.res == 8,
+		      "load at %u: res %d err %d", i, c.res, c.err);
+		for (uint32_t j = 0; j < 8; j++)
+			eng_block(layers, nb, P, j, h[i + j].lo, true, &bad);
+	}
+	struct kv_stats st0, st1;
+	kv_stats(kv, &st0);
+	CHECK(kv_lookup(kv, h + 24, 24, tiers) == 24, "lookup");
+	int remote = 0;
+	for (int i = 0; i < 24; i++)
+		remote += tiers[i] == KV_TIER_REMOTE;
+	for (uint32_t i = 24; i < N; i += 8) {
+		CHECK(kv_load(kv, h + i, blk, 8, i) == 0 && kv_wait(kv, &c, 1, 10000) == 1 && c.res == 8,
+		      "load at %u", i);
+		for (uint32_t j = 0; j < 8; j++)
+			eng_block(layers, nb, P, j, h[i + j].lo, true, &bad);
+	}
+	kv_stats(kv, &st1);
+	printf("tier order: with a slow disk, lookups name the remote tier for %d of 24 blocks on "
+	       "both; the next 24 loads: %llu from remote, %llu from disk\n", remote,
+	       (unsigned long long)(st1.tier[KV_TIER_REMOTE].hits - st0.tier[KV_TIER_REMOTE].hits),
+	       (unsigned long long)(st1.tier[KV_TIER_DISK].hits - st0.tier[KV_TIER_DISK].hits));
+	CHECK(bad == 0, "%d wrong words", bad);
+	CHECK(remote == 24, "lookups named remote for %d of 24", remote);
+	CHECK(st1.tier[KV_TIER_REMOTE].hits - st0.tier[KV_TIER_REMOTE].hits == 24 &&
+	      st1.tier[KV_TIER_DISK].hits == st0.tier[KV_TIER_DISK].hits, "loads did not use the faster tier");
+	kv_close(kv);
+	free(eng);
+	unlink(disk);
+	server_kill(&s, SIGTERM);
+	return failures ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ hostile */
 
 /*
@@ -1470,6 +1561,8 @@ int main(int argc, char **argv)
 			      argc > 5 ? strtoul(argv[5], NULL, 0) : 4, argc > 6 ? atof(argv[6]) : 0);
 	if (!strcmp(argv[1], "rdma_lease") && argc > 3)
 		return t_rdma_lease(argv[3]);
+	if (!strcmp(argv[1], "tier_order"))
+		return t_tier_order();
 	if (!strcmp(argv[1], "write_through"))
 		return t_write_through();
 	if (!strcmp(argv[1], "cascade"))
