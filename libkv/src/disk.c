@@ -653,7 +653,8 @@ static void disk_demote(struct disk *d, const uint32_t *slots, size_t n)
 	struct kv_tier_io io[DEMOTE_BATCH];
 	struct dio ios[DEMOTE_BATCH];
 
-	if (!chk || posix_memalign((void **)&buf, KV_DISK_ALIGN, DEMOTE_BATCH * d->slot_bytes)) {
+	if (!chk || posix_memalign((void **)&buf, KV_DISK_ALIGN,
+				   (n < DEMOTE_BATCH ? n : DEMOTE_BATCH) * d->slot_bytes)) {
 		free(chk);
 		return;
 	}

@@ -89,9 +89,13 @@ static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct
 	while (p->nidle) {
 		struct rconn *c = p->idle[--p->nidle];
 		pthread_mutex_unlock(&p->mu);
-		struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-		/* With deferred answers outstanding, readable is expected: the next request reads them. */
-		if (c->npend || poll(&pf, 1, 0) == 0) {
+		struct pollfd pf = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+		int pr = poll(&pf, 1, 0);
+		/*
+		 * Idle and readable means closed by the server (or junk), except
+		 * with deferred answers outstanding: then only a hang-up is stale.
+		 */
+		if (pr == 0 || (c->npend && !(pf.revents & (POLLHUP | POLLERR | POLLRDHUP)))) {
 			*out = c;
 			return 0;
 		}
@@ -122,7 +126,8 @@ static int conn_get(struct remote *r, struct rpeer *p, uint64_t deadline, struct
 		if (c->fd < 0)
 			err = -EPROTO;
 	}
-	if (err == -EACCES || err == -EPROTONOSUPPORT) {
+	if ((err == -EACCES || err == -EPROTONOSUPPORT) && why[0]) {
+		/* why is set only when the server (or our missing secret) said no, not by connect(). */
 		/* The server answered and said no: retrying cannot change that. */
 		rconn_free(c);
 		pthread_mutex_lock(&p->mu);
@@ -730,6 +735,9 @@ int kv_remote_tier_open_opts(const struct kv_remote_opts *o, struct kv_tier_ops 
 		return -EINVAL;
 	size_t bb = kv_geometry_block_bytes(&o->geom);
 	if (bb == 0 || bb > KVP_MAX_BLOCK)
+		return -EINVAL;
+	/* One block's entry, check values included, must fit a request's metadata. */
+	if (!kvp_batch_max(KVP_ENT_PUT(o->geom.layers)))
 		return -EINVAL;
 	struct remote *r = calloc(1, sizeof(*r));
 	if (!r)

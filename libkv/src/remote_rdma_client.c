@@ -160,11 +160,10 @@ static int batch_take(struct remote *r, struct rconn *c, struct rdma_batch *b, v
 }
 
 /*
- * The closing step (COMMIT or RELEASE) for the blocks transferred: sent now,
- * its answer read at the connection's next request (kvc_deferred_drain), so
- * the next call does not wait a round trip for it. The server handles a
- * connection's requests in order: a block committed here is visible to
- * this connection's next request.
+ * A load's closing step (RELEASE) for the blocks transferred: sent now, its
+ * answer read at the connection's next request (kvc_deferred_drain), so the
+ * next call does not wait a round trip for it (the answer carries nothing
+ * the load needs). The server handles a connection's requests in order.
  */
 static int batch_close(struct remote *r, struct rconn *c, struct rdma_batch *b, uint16_t op,
 		       struct kv_tier_io *io, const size_t *idx, uint64_t deadline)
@@ -213,9 +212,19 @@ int kvc_rdma_put(struct remote *r, struct rconn *c, struct kv_tier_io *io, const
 		err = kvr_rw(&c->qp, true, b.loc, kvr_mr_lkey(r->mr), b.rad, c->rkey, b.ng,
 			     r->block_bytes, c->max_msg, deadline, NULL, NULL);
 	if (!err && b.ng) {
-		/* The COMMIT's answer comes later: a failure there is counted, not reported here. */
+		/*
+		 * COMMIT is waited for: a block the server dropped (--verify-commit)
+		 * must not count as stored, or its host copy is evicted as clean and
+		 * lost. Puts run on the flusher, off the request path.
+		 */
 		atomic_fetch_add(&r->rdma_blocks, b.ng);
-		err = batch_close(r, c, &b, KVP_OP_COMMIT, io, idx, deadline);
+		kvp_batch_encode(b.m, (uint32_t)b.ng);
+		for (size_t g = 0; g < b.ng; g++)
+			kvp_put_hash(b.m + KVP_BATCH_HDR + g * KVP_ENT_HASH, io[idx[b.gk[g]]].h);
+		err = rpc_batch(r, c, KVP_OP_COMMIT, b.m, KVP_BATCH_HDR + b.ng * KVP_ENT_HASH, b.ng,
+				KVP_RENT_RES, b.a, deadline);
+		for (size_t g = 0; !err && g < b.ng; g++)
+			res[b.gk[g]] = (int32_t)kvp_get32(b.a + KVP_BATCH_HDR + g * KVP_RENT_RES);
 	}
 	batch_free(&b);
 	return err;

@@ -538,6 +538,11 @@ static int do_hello(struct kvs *s, struct conn *c)
 				 h.block_bytes, s->block_bytes);
 			goto refuse;
 		}
+		if (!kvp_batch_max(KVP_ENT_PUT(h.geom.layers))) {
+			snprintf(why, sizeof(why), "geometry of %u layers: one block's check values "
+				 "exceed the %u-byte metadata bound", h.geom.layers, KVP_MAX_META);
+			goto refuse;
+		}
 		if (s->strict_geom && memcmp(&h.geom, &s->geom, sizeof(h.geom))) {
 			snprintf(why, sizeof(why),
 				 "geometry mismatch: client %ux%ux%ux%ux%u dtype %u, server %ux%ux%ux%ux%u dtype %u",
@@ -687,6 +692,8 @@ static int do_get(struct kvs *s, struct conn *c)
 	if ((size_t)n * s->block_bytes > KVP_MAX_DATA && n > 1)
 		return -EPROTO;
 	size_t rent = KVP_RENT_GET(c->geom.layers);
+	if (KVP_BATCH_HDR + (size_t)n * rent > KVP_MAX_META)
+		return -EPROTO;   /* the answer's entries, check values included, fit the bound too */
 	uint8_t *p = resp_begin(c, 0, KVP_BATCH_HDR + (size_t)n * rent);
 	if (!p)
 		return -ENOMEM;
@@ -859,6 +866,8 @@ static int do_rdma(struct kvs *s, struct conn *c)
 	if (n < 0)
 		return n;
 	size_t rent = op == KVP_OP_GRANT ? KVP_RENT_GRANT : op == KVP_OP_LEASE ? KVP_RENT_LEASE(L) : KVP_RENT_RES;
+	if (KVP_BATCH_HDR + (size_t)n * rent > KVP_MAX_META)
+		return -EPROTO;
 	uint8_t *p = resp_begin(c, 0, KVP_BATCH_HDR + (size_t)n * rent);
 	if (!p)
 		return -ENOMEM;

@@ -1389,6 +1389,7 @@ static int t_rdma(const char *dev, size_t bb, size_t nblk, double secs)
 	fill_rand(cp, nblk * bb);
 	int st = store_all(&t, h, cp, nblk, bb);
 	CHECK(st == (int)nblk, "stored %d of %zu", st, nblk);
+	uint64_t put_calls, put_waits = kv_remote_ctl_waits(&t, &put_calls);
 	uint64_t rb = kv_remote_rdma_blocks(&t);
 	printf("rdma: %zu blocks of %zu bytes stored, %llu by RDMA WRITE\n", nblk, bb, (unsigned long long)rb);
 	CHECK(rb == nblk, "blocks written over RDMA: %llu of %zu", (unsigned long long)rb, nblk);
@@ -1401,12 +1402,16 @@ static int t_rdma(const char *dev, size_t bb, size_t nblk, double secs)
 	struct kv_tier_stats ts = { 0 };
 	t.stats(t.ctx, &ts);
 	CHECK(ts.verify_failures == 0, "verify failures %llu", (unsigned long long)ts.verify_failures);
-	/* One control round trip per verbs call: COMMIT/RELEASE answers ride on the next request. */
+	/* One control round trip per verbs get: RELEASE answers ride on the next request. */
 	uint64_t calls, waits = kv_remote_ctl_waits(&t, &calls);
-	printf("rdma: %llu verbs calls, %llu control answers waited for\n", (unsigned long long)calls,
-	       (unsigned long long)waits);
-	CHECK(calls > 1 && waits == calls, "%llu control waits for %llu calls",
-	      (unsigned long long)waits, (unsigned long long)calls);
+	uint64_t gcalls = calls - put_calls, gwaits = waits - put_waits;
+	printf("rdma: %llu verbs puts, %llu control answers waited for (GRANT, COMMIT); %llu gets, "
+	       "%llu waited for (LEASE)\n", (unsigned long long)put_calls,
+	       (unsigned long long)put_waits, (unsigned long long)gcalls, (unsigned long long)gwaits);
+	CHECK(gcalls > 1 && gwaits == gcalls, "%llu control waits for %llu get calls",
+	      (unsigned long long)gwaits, (unsigned long long)gcalls);
+	CHECK(put_waits == 2 * put_calls, "%llu control waits for %llu put calls",
+	      (unsigned long long)put_waits, (unsigned long long)put_calls);
 	/* The last RELEASE's answer is read by the next request on that connection. */
 	{
 		uint8_t present[1];
