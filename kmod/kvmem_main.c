@@ -99,10 +99,11 @@ static struct kvmem_region *kvmem_lookup(struct kvmem_file *kf, u64 handle)
 }
 
 /*
- * Give a published region a handle; the table takes over the caller's
- * reference. Returns the handle or -ENOSPC.
+ * Reserve a handle for a published region: the slot holds NULL, so no
+ * lookup, FREE or mmap of this file can reach the region until
+ * kvmem_commit() stores it. Returns the handle or -ENOSPC.
  */
-static int kvmem_install(struct kvmem_file *kf, struct kvmem_region *r)
+static int kvmem_reserve(struct kvmem_file *kf, struct kvmem_region *r)
 {
 	int id;
 
@@ -112,7 +113,8 @@ static int kvmem_install(struct kvmem_file *kf, struct kvmem_region *r)
 		goto out;
 	}
 	/* Cyclic: a stale handle finds nothing instead of a newer region. */
-	id = idr_alloc_cyclic(&kf->handles, r, 1, KVMEM_MAX_HANDLE, GFP_KERNEL);
+	id = idr_alloc_cyclic(&kf->handles, NULL, 1, KVMEM_MAX_HANDLE,
+			      GFP_KERNEL);
 	if (id < 0) {
 		id = -ENOSPC;
 		goto out;
@@ -125,7 +127,27 @@ out:
 	return id;
 }
 
-/* Remove a handle; returns the table's reference or NULL. */
+/* Make a reserved handle name r; the table takes the caller's reference. */
+static void kvmem_commit(struct kvmem_file *kf, struct kvmem_region *r)
+{
+	mutex_lock(&kf->lock);
+	WARN_ON(idr_replace(&kf->handles, r, r->handle) != NULL);
+	mutex_unlock(&kf->lock);
+}
+
+/* Give back a handle reserved by kvmem_reserve() and never committed. */
+static void kvmem_unreserve(struct kvmem_file *kf, u32 id)
+{
+	mutex_lock(&kf->lock);
+	idr_remove(&kf->handles, id);
+	kf->nregions--;
+	mutex_unlock(&kf->lock);
+}
+
+/*
+ * Remove a handle; returns the table's reference or NULL. A reserved,
+ * uncommitted slot is not a handle yet and stays with its creator.
+ */
 static struct kvmem_region *kvmem_uninstall(struct kvmem_file *kf, u64 handle)
 {
 	struct kvmem_region *r = NULL;
@@ -133,7 +155,8 @@ static struct kvmem_region *kvmem_uninstall(struct kvmem_file *kf, u64 handle)
 	if (!handle || handle >= KVMEM_MAX_HANDLE)
 		return NULL;
 	mutex_lock(&kf->lock);
-	r = idr_remove(&kf->handles, handle);
+	if (idr_find(&kf->handles, handle))
+		r = idr_remove(&kf->handles, handle);
 	if (r)
 		kf->nregions--;
 	mutex_unlock(&kf->lock);
@@ -180,7 +203,12 @@ static int kvmem_check_length(u64 length, u64 align)
 	return 0;
 }
 
-/* Publish, install and report a new region; undo all on failure. */
+/*
+ * Publish, number and report a new region; undo all on failure. The handle
+ * is only reserved while the result is copied out, and committed after:
+ * another thread cannot FREE (or map) the region before this ioctl has
+ * returned it, so a failed copy-out still owns the one reference it drops.
+ */
 static long kvmem_finish_new(struct kvmem_file *kf, struct kvmem_region *r,
 			     u64 *handle, u64 *offset, void __user *uarg,
 			     void *karg, size_t ksize, u32 usize)
@@ -188,7 +216,7 @@ static long kvmem_finish_new(struct kvmem_file *kf, struct kvmem_region *r,
 	int id, ret;
 
 	kvmem_region_publish(r);
-	id = kvmem_install(kf, r);
+	id = kvmem_reserve(kf, r);
 	if (id < 0) {
 		ret = id;
 		goto err_put;
@@ -198,11 +226,12 @@ static long kvmem_finish_new(struct kvmem_file *kf, struct kvmem_region *r,
 		*offset = (u64)id << PAGE_SHIFT;
 	ret = kvmem_copy_out(uarg, karg, ksize, usize);
 	if (ret)
-		goto err_uninstall;
+		goto err_unreserve;
+	kvmem_commit(kf, r);
 	return 0;
 
-err_uninstall:
-	kvmem_uninstall(kf, id);
+err_unreserve:
+	kvmem_unreserve(kf, id);
 err_put:
 	kvmem_region_put(r);
 	return ret;
