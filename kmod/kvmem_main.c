@@ -57,8 +57,11 @@ unsigned long kvmem_max_region_pages(void)
 
 /*
  * Copy an ioctl struct in: the first u32 is the caller's size. Shorter than
- * the first ABI version: -EINVAL; longer than ours with non-zero tail:
- * -E2BIG (copy_struct_from_user); our fields the caller lacks are zeroed.
+ * the first ABI version: -EINVAL; above a page (as openat2 and clone3 say:
+ * no struct will ever grow that far, and scanning up to 4 GiB of tail for
+ * zeroes is not something to do on behalf of any caller): -E2BIG; longer
+ * than ours with non-zero tail: -E2BIG (copy_struct_from_user); our fields
+ * the caller lacks are zeroed.
  */
 static int kvmem_copy_in(void *karg, size_t ksize, size_t min_size,
 			 void __user *uarg, u32 *usize)
@@ -69,6 +72,8 @@ static int kvmem_copy_in(void *karg, size_t ksize, size_t min_size,
 		return -EFAULT;
 	if (*usize < min_size)
 		return -EINVAL;
+	if (*usize > PAGE_SIZE)
+		return -E2BIG;
 	ret = copy_struct_from_user(karg, ksize, uarg, *usize);
 	if (ret)
 		return ret;

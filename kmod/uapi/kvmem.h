@@ -5,12 +5,12 @@
  *
  * Every ioctl argument starts with a __u32 size holding sizeof() of the
  * caller's struct. The kernel accepts any size from the first published
- * size (KVMEM_*_SIZE_VER0) up: a shorter struct is -EINVAL, a longer one
- * must have only zero bytes beyond what the kernel knows (-E2BIG
- * otherwise), and fields the caller does not know are zero-filled on input
- * and not written on output. Only _IOC_TYPE and _IOC_NR of the command are
- * matched, so a caller built against a newer header still reaches the same
- * handler.
+ * size (KVMEM_*_SIZE_VER0) up to a page: a shorter struct is -EINVAL, one
+ * above a page -E2BIG, a longer one must have only zero bytes beyond what
+ * the kernel knows (-E2BIG otherwise), and fields the caller does not know
+ * are zero-filled on input and not written on output. Only _IOC_TYPE and
+ * _IOC_NR of the command are matched, so a caller built against a newer
+ * header still reaches the same handler.
  */
 #ifndef _UAPI_KVMEM_H
 #define _UAPI_KVMEM_H

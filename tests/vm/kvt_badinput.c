@@ -69,10 +69,17 @@ static void case_sizes(void)
 		buf[0] = t[i].ks + 16;
 		buf[t[i].ks / 4 + 2] = 0xdead;
 		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
-		/* absurdly long and unreadable: EFAULT, not a hang */
-		buf[0] = 1u << 30;
+		/* up to a page is scanned for zeroes; unreadable: EFAULT */
+		buf[0] = 4096;
 		buf[t[i].ks / 4 + 2] = 0;
 		EXPECT(ioctl(fd, t[i].cmd, buf), EFAULT, "err_other");
+		/* above a page: E2BIG before reading any of it */
+		buf[0] = 4097;
+		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
+		buf[0] = 1u << 30;
+		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
+		buf[0] = UINT32_MAX;
+		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
 	}
 	/* longer with a zero tail is accepted, and only ks bytes written */
 	memset(buf, 0, 256);
