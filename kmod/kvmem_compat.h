@@ -49,6 +49,13 @@ static inline void kvmem_vm_flags_clear(struct vm_area_struct *vma,
  */
 #define KVMEM_DETACH_VM_FILE	(LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0))
 
+/* device_type.devnode takes a const device since 6.2. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define KVMEM_DEVNODE_CONST
+#else
+#define KVMEM_DEVNODE_CONST const
+#endif
+
 /* 2 MiB on x86-64 whether or not THP is configured. */
 #define KVMEM_HUGE_SHIFT	21
 #define KVMEM_HUGE_ORDER	(KVMEM_HUGE_SHIFT - PAGE_SHIFT)

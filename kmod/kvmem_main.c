@@ -9,9 +9,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/cdev.h>
+#include <linux/device.h>
 #include <linux/dma-buf.h>
 #include <linux/file.h>
-#include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/nodemask.h>
@@ -19,6 +20,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/uidgid.h>
 
 #include "kvmem.h"
 
@@ -34,6 +36,20 @@ MODULE_PARM_DESC(max_region_mb, "Largest region in MiB (at most 65536)");
 static unsigned int max_regions = 4096;
 module_param(max_regions, uint, 0644);
 MODULE_PARM_DESC(max_regions, "Regions per open file");
+
+/*
+ * The node is owned by root and a group, mode 0660 by default, never
+ * world-accessible: any local user who can open it can pin memory. With
+ * udev, kmod/60-kvmem.rules sets group "kvmem"; without it (devtmpfs
+ * only), these parameters set what devtmpfs creates.
+ */
+static unsigned int dev_mode = 0660;
+module_param_named(mode, dev_mode, uint, 0444);
+MODULE_PARM_DESC(mode, "Mode of /dev/kvmem (default 0660; at most 0660)");
+
+static unsigned int dev_group;
+module_param_named(group, dev_group, uint, 0444);
+MODULE_PARM_DESC(group, "Group id owning /dev/kvmem in devtmpfs (default 0)");
 
 struct kvmem_stats kvmem_stats;
 DEFINE_MUTEX(kvmem_regions_lock);
@@ -638,12 +654,91 @@ static const struct file_operations kvmem_fops = {
 	.llseek = noop_llseek,
 };
 
-static struct miscdevice kvmem_misc = {
-	.minor = MISC_DYNAMIC_MINOR,
+/* devtmpfs asks this for the node's mode and owner (udev may override). */
+static char *kvmem_devnode(KVMEM_DEVNODE_CONST struct device *dev,
+			   umode_t *mode, kuid_t *uid, kgid_t *gid)
+{
+	if (mode)
+		*mode = dev_mode;
+	if (gid)
+		*gid = make_kgid(&init_user_ns, dev_group);
+	return NULL;
+}
+
+static const struct device_type kvmem_dev_type = {
 	.name = "kvmem",
-	.fops = &kvmem_fops,
-	.mode = 0666,
+	.devnode = kvmem_devnode,
 };
+
+static struct class kvmem_class = {
+	.name = "kvmem",
+};
+
+static dev_t kvmem_devt;
+static struct cdev kvmem_cdev;
+static struct device *kvmem_dev;
+
+static void kvmem_dev_release(struct device *dev)
+{
+	kfree(dev);
+}
+
+/* /dev/kvmem: a class of its own, so its node can be group-owned. */
+static int kvmem_dev_init(void)
+{
+	int ret;
+
+	if (dev_mode & ~0660) {
+		pr_err("mode=%#o: at most 0660 (owner and group), never world-accessible\n",
+		       dev_mode);
+		return -EINVAL;
+	}
+	if (!gid_valid(make_kgid(&init_user_ns, dev_group))) {
+		pr_err("group=%u: not a valid group id\n", dev_group);
+		return -EINVAL;
+	}
+	ret = alloc_chrdev_region(&kvmem_devt, 0, 1, "kvmem");
+	if (ret)
+		return ret;
+	ret = class_register(&kvmem_class);
+	if (ret)
+		goto err_region;
+	kvmem_dev = kzalloc(sizeof(*kvmem_dev), GFP_KERNEL);
+	if (!kvmem_dev) {
+		ret = -ENOMEM;
+		goto err_class;
+	}
+	device_initialize(kvmem_dev);
+	kvmem_dev->devt = kvmem_devt;
+	kvmem_dev->class = &kvmem_class;
+	kvmem_dev->type = &kvmem_dev_type;
+	kvmem_dev->release = kvmem_dev_release;
+	ret = dev_set_name(kvmem_dev, "kvmem");
+	if (ret)
+		goto err_put;
+	cdev_init(&kvmem_cdev, &kvmem_fops);
+	kvmem_cdev.owner = THIS_MODULE;
+	ret = cdev_device_add(&kvmem_cdev, kvmem_dev);
+	if (ret)
+		goto err_put;
+	return 0;
+
+err_put:
+	put_device(kvmem_dev);
+err_class:
+	class_unregister(&kvmem_class);
+err_region:
+	unregister_chrdev_region(kvmem_devt, 1);
+	return ret;
+}
+
+static void kvmem_dev_exit(void)
+{
+	cdev_device_del(&kvmem_cdev, kvmem_dev);
+	put_device(kvmem_dev);
+	class_unregister(&kvmem_class);
+	unregister_chrdev_region(kvmem_devt, 1);
+}
 
 static int __init kvmem_init(void)
 {
@@ -661,13 +756,14 @@ static int __init kvmem_init(void)
 	ret = kvmem_proc_init();
 	if (ret)
 		return ret;
-	ret = misc_register(&kvmem_misc);
+	ret = kvmem_dev_init();
 	if (ret)
 		goto err_proc;
-	pr_info("ABI %d, GPU provider %s, cap %lu MiB\n", KVMEM_ABI_VERSION,
+	pr_info("ABI %d, GPU provider %s, cap %lu MiB, /dev/kvmem %#o gid %u\n",
+		KVMEM_ABI_VERSION,
 		kvmem_gpu_available() ? (kvmem_gpu_is_mock() ? "mock" : "nvidia")
 				      : "none",
-		kvmem_cap_pages() >> (20 - PAGE_SHIFT));
+		kvmem_cap_pages() >> (20 - PAGE_SHIFT), dev_mode, dev_group);
 	return 0;
 
 err_proc:
@@ -677,7 +773,7 @@ err_proc:
 
 static void __exit kvmem_exit(void)
 {
-	misc_deregister(&kvmem_misc);
+	kvmem_dev_exit();
 	kvmem_proc_exit();
 	WARN_ON(atomic64_read(&kvmem_stats.regions) ||
 		atomic64_read(&kvmem_stats.pinned_pages));

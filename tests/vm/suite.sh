@@ -92,8 +92,19 @@ if want nogpu && [ -r "$src/kmod/kvmem.ko" ]; then
 fi
 
 # --- load ---
+# /dev/kvmem is root:$kvgid 0660 (kvt_perm checks who may open it); a
+# world-accessible mode is refused at load.
+kvgid=4242
 if insmod "$kmod/mock/kvmem_p2p_mock.ko" >"$logs/load.log" 2>&1 &&
-	insmod "$kmod/kvmem.ko" >>"$logs/load.log" 2>&1 &&
+	if want load_mode; then
+		if insmod "$kmod/kvmem.ko" mode=0666 >>"$logs/load.log" 2>&1; then
+			rmmod kvmem
+			record "FAIL load_mode: mode=0666 was accepted"
+		else
+			record "PASS load_mode: mode=0666 (world-accessible) refused"
+		fi
+	fi &&
+	insmod "$kmod/kvmem.ko" group=$kvgid >>"$logs/load.log" 2>&1 &&
 	[ -c /dev/kvmem ] && [ -r /proc/driver/kvmem/stats ]; then
 	record "PASS load: kvmem.ko and kvmem_p2p_mock.ko loaded, /dev/kvmem present"
 	loaded=1
@@ -105,7 +116,7 @@ fi
 if [ $loaded -eq 1 ]; then
 	modprobe loop 2>/dev/null
 	modprobe vgem 2>/dev/null
-	for t in basic badinput copyout memlock kill share gpu race import uring rdma kvctl fuzz; do
+	for t in basic badinput copyout perm memlock kill share gpu race import uring rdma kvctl fuzz; do
 		[ -x "$bin/kvt_$t" ] || continue
 		if [ $t = rdma ] && want rdma; then
 			rdma_setup >"$logs/rdma_setup.log" 2>&1
