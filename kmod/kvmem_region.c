@@ -276,15 +276,66 @@ err_unpin:
 }
 
 /*
+ * A fork child's copy of a host VMA. VM_DONTCOPY keeps host VMAs out of
+ * children, but MADV_DOFORK clears it (only VM_IO refuses it, and VM_IO
+ * would make GUP, hence ibv_reg_mr and io_uring, refuse the region). So
+ * the copy dup_mmap() makes is turned into a dead VMA that maps nothing:
+ * every access in the child gets SIGBUS, as after a GPU invalidation. It
+ * holds no region reference, only the module one for its ops.
+ */
+static vm_fault_t kvmem_dead_fault(struct vm_fault *vmf)
+{
+	return VM_FAULT_SIGBUS;
+}
+
+static void kvmem_dead_open(struct vm_area_struct *vma)
+{
+	__module_get(THIS_MODULE);
+	/* forked again after another MADV_DOFORK: still nothing to copy */
+	kvmem_vm_flags_set(vma, VM_WIPEONFORK);
+}
+
+static void kvmem_dead_close(struct vm_area_struct *vma)
+{
+	module_put(THIS_MODULE);
+}
+
+static const struct vm_operations_struct kvmem_dead_vm_ops = {
+	.open = kvmem_dead_open,
+	.close = kvmem_dead_close,
+	.fault = kvmem_dead_fault,
+};
+
+/*
+ * Called from ->open on the child's VMA, both mm's mmap_lock held for
+ * write. Kernels from 6.9 (and stable trees with commit 35e351780fa9) call
+ * ->open before copy_page_range(), which VM_WIPEONFORK on the child then
+ * skips; older ones copy the page table first, so it is zapped here.
+ */
+static void kvmem_vma_make_dead(struct vm_area_struct *vma)
+{
+	vma->vm_ops = &kvmem_dead_vm_ops;
+	vma->vm_private_data = NULL;
+	kvmem_vm_flags_set(vma, VM_WIPEONFORK);
+	kvmem_zap_copied_vma(vma);
+}
+
+/*
  * VMA callbacks for host regions: each VMA holds a region reference, and a
  * module reference, since a detached VMA (KVMEM_DETACH_VM_FILE) no longer
  * pins /dev/kvmem's file and with it the module text these ops live in.
+ * A VMA of another mm than the caller's is a fork child's copy (splits and
+ * mremap happen in the caller's own mm, mmap of a dma-buf too).
  */
 static void kvmem_vm_open(struct vm_area_struct *vma)
 {
 	struct kvmem_region *r = vma->vm_private_data;
 
 	__module_get(THIS_MODULE);
+	if (vma->vm_mm != current->mm) {
+		kvmem_vma_make_dead(vma);
+		return;
+	}
 	kvmem_region_get(r);
 	atomic_inc(&r->mapped);
 	atomic64_inc(&kvmem_stats.mappings);

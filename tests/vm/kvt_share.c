@@ -149,9 +149,93 @@ out:
 	kvt_end();
 }
 
+/* In a fork child: every page of m must fault, read and write. */
+static int child_sees_nothing(uint8_t *m, size_t len, const char *what)
+{
+	for (size_t off = 0; off < len; off += 4096) {
+		int r = kvt_touch(m + off, 0), w = kvt_touch(m + off, 1);
+
+		/* the read-only part faults SIGSEGV on write, before kvmem */
+		if (r != SIGBUS || (w != SIGBUS && w != SIGSEGV)) {
+			printf("  %s: child access at +%zu: read signal %d, write signal %d (want SIGBUS)\n",
+			       what, off, r, w);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * MADV_DOFORK clears VM_DONTCOPY: the child's copy of a host mapping (of
+ * /dev/kvmem and of a dma-buf) must map nothing, and the parent's mapping
+ * and data stay as they were (issue 12, defect 9).
+ */
+static void case_dofork(void)
+{
+	struct kvmem_export e = { .size = sizeof(e) };
+	size_t len = 4 << 20;
+	uint64_t h = 0, seed = kvt_seed();
+	struct kvmem_query q;
+	struct kvt_snap s;
+	uint8_t *m, *d;
+	int fd, st;
+	pid_t pid;
+
+	kvt_begin("madv_dofork_child_sees_nothing");
+	kvt_snap(&s);
+	fd = kvt_open();
+	CHECK(fd >= 0 && kvt_alloc(fd, len, 0, -1, &h) == 0, "ALLOC");
+	m = kvt_map(fd, h, len);
+	e.handle = h;
+	CHECK(ioctl(fd, KVMEM_IOC_EXPORT_DMABUF, &e) == 0, "EXPORT");
+	d = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, e.fd, 0);
+	CHECK(m != NULL && d != MAP_FAILED, "map");
+	if (!m || d == MAP_FAILED)
+		goto out;
+	kvt_fill(m, len, seed);
+	CHECK_OK(madvise(m, len, MADV_DOFORK));
+	CHECK_OK(madvise(d, len, MADV_DOFORK));
+	/* split the VMA too: each part is copied on its own */
+	CHECK_OK(mprotect(m + (1 << 20), 4096, PROT_READ));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int bad = child_sees_nothing(m, len, "/dev/kvmem mapping") |
+			  child_sees_nothing(d, len, "dma-buf mapping");
+
+		/* and a grandchild after another MADV_DOFORK */
+		if (!bad && madvise(m, len, MADV_DOFORK) == 0) {
+			pid_t g = fork();
+
+			if (g == 0)
+				_exit(child_sees_nothing(m, len, "grandchild"));
+			bad |= waitpid(g, &st, 0) != g || !WIFEXITED(st) ||
+			       WEXITSTATUS(st);
+		}
+		munmap(m, len);
+		_exit(bad);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the child reached the parent's pages (status 0x%x)", st);
+	CHECK(kvt_verify(m, len, seed) < 0 && kvt_verify(d, len, seed) < 0,
+	      "parent's data changed across fork");
+	CHECK(kvt_query(fd, h, &q) == 0 && q.mapped == 4,
+	      "mapped %u after fork, want 4 (three parts + dma-buf)", q.mapped);
+	munmap(m, len);
+	munmap(d, len);
+	close(e.fd);
+	CHECK(kvt_free(fd, h) == 0, "FREE");
+out:
+	close(fd);
+	CHECK_SNAP_SAME(&s, "MADV_DOFORK fork");
+	kvt_end();
+}
+
 int main(void)
 {
 	case_scm_rights();
 	case_fork();
+	case_dofork();
 	return kvt_exit();
 }
