@@ -77,6 +77,7 @@ struct kvmem_region {
 	struct mutex gpu_lock;		/* protects gpu_valid */
 	bool gpu_valid;			/* pages still owned by the GPU driver */
 	bool gpu_cb_seen;		/* the free callback has started */
+	bool gpu_orphan;		/* released; a late callback frees r */
 	struct nvidia_p2p_page_table *pt;
 	struct completion gpu_cb_done;	/* free callback has finished */
 	u64 gpu_addr;
@@ -131,6 +132,7 @@ bool kvmem_gpu_available(void);
 bool kvmem_gpu_is_mock(void);
 int kvmem_gpu_pin(struct kvmem_region *r, u64 addr, u64 token, u32 va_space);
 void kvmem_gpu_release(struct kvmem_region *r);
+void kvmem_gpu_free(struct kvmem_region *r);
 bool kvmem_gpu_valid(struct kvmem_region *r);
 int kvmem_gpu_mmap(struct kvmem_region *r, struct vm_area_struct *vma);
 

@@ -174,7 +174,10 @@ static void kvmem_region_release(struct kref *ref)
 		}
 	}
 	mmdrop(r->mm);
-	kfree(r);
+	if (r->kind == KVMEM_KIND_GPU)
+		kvmem_gpu_free(r);	/* may leave r to a late free callback */
+	else
+		kfree(r);
 }
 
 void kvmem_region_get(struct kvmem_region *r)
