@@ -615,6 +615,13 @@ static int kvmem_open(struct inode *inode, struct file *f)
 	mmgrab(kf->mm);
 	address_space_init_once(&kf->mapping);
 	kf->mapping.host = inode;
+	/*
+	 * The VFS may use f_mapping's a_ops on any open file (fadvise
+	 * WILLNEED, when the node lives on a filesystem with a real backing
+	 * device, goes to readahead); give it the inode's, which for a device
+	 * node are the empty ones, as gdrdrv does.
+	 */
+	kf->mapping.a_ops = inode->i_mapping->a_ops;
 	f->f_mapping = &kf->mapping;
 	f->private_data = kf;
 	atomic64_inc(&kvmem_stats.files);
