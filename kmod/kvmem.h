@@ -64,6 +64,7 @@ struct kvmem_region {
 	struct page **pages;		/* host and user regions */
 	struct mm_struct *mm;		/* charged for npages (mmgrab) */
 	bool charged;
+	bool writable;			/* devices may write the pages */
 	atomic_t mapped;		/* live VMAs */
 	atomic_t dmabufs;		/* live dma-buf exports */
 	struct list_head node;		/* on kvmem_regions, kvmem_regions_lock */

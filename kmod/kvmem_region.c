@@ -147,8 +147,10 @@ static void kvmem_region_release(struct kref *ref)
 			kvmem_host_free_pages(r);
 		break;
 	case KVMEM_KIND_USER:
+		/* a device may have written them: tell the owner's mapping */
 		if (r->pages)
-			unpin_user_pages(r->pages, r->npages);
+			unpin_user_pages_dirty_lock(r->pages, r->npages,
+						    r->writable);
 		break;
 	case KVMEM_KIND_GPU:
 		kvmem_gpu_release(r);
@@ -211,6 +213,7 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL);
 	if (!r->pages)
 		return -ENOMEM;
+	r->writable = true;
 
 	while (i < r->npages) {
 		if (fatal_signal_pending(current))
@@ -257,6 +260,7 @@ int kvmem_user_pin(struct kvmem_region *r, unsigned long addr, bool write)
 	if (!r->pages)
 		return -ENOMEM;
 
+	r->writable = write;
 	while (done < r->npages) {
 		int chunk = min_t(unsigned long, r->npages - done, 1UL << 16);
 

@@ -118,7 +118,7 @@ struct kvmem_query {
 
 struct kvmem_export {
 	__u32 size;		/* in */
-	__u32 flags;		/* in: 0 (the fd is always O_CLOEXEC | O_RDWR) */
+	__u32 flags;		/* in: 0 (fd: O_CLOEXEC, O_RDONLY for a read-only pin) */
 	__u64 handle;		/* in */
 	__s32 fd;		/* out: dma-buf file descriptor */
 	__u32 reserved;
