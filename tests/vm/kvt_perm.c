@@ -48,7 +48,9 @@ static int as_user(uid_t uid, gid_t gid, int ngroups, const gid_t *groups,
 			printf("  setgroups/setgid/setuid: %s\n", strerror(errno));
 			_exit(2);
 		}
-		_exit(body());
+		st = body();
+		fflush(stdout);
+		_exit(st);
 	}
 	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
 		return -1;

@@ -207,12 +207,17 @@ static void case_dofork(void)
 		if (!bad && madvise(m, len, MADV_DOFORK) == 0) {
 			pid_t g = fork();
 
-			if (g == 0)
-				_exit(child_sees_nothing(m, len, "grandchild"));
+			if (g == 0) {
+				int b = child_sees_nothing(m, len, "grandchild");
+
+				fflush(stdout);
+				_exit(b);
+			}
 			bad |= waitpid(g, &st, 0) != g || !WIFEXITED(st) ||
 			       WEXITSTATUS(st);
 		}
 		munmap(m, len);
+		fflush(stdout);
 		_exit(bad);
 	}
 	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait");
