@@ -605,7 +605,7 @@ static int kvmem_open(struct inode *inode, struct file *f)
 
 	if (!current->mm)
 		return -EINVAL;
-	kf = kzalloc(sizeof(*kf), GFP_KERNEL);
+	kf = kzalloc(sizeof(*kf), GFP_KERNEL_ACCOUNT);
 	if (!kf)
 		return -ENOMEM;
 	mutex_init(&kf->lock);

@@ -24,7 +24,7 @@ struct kvmem_region *kvmem_region_new(struct kvmem_file *kf, u32 kind,
 {
 	struct kvmem_region *r;
 
-	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return NULL;
 	kref_init(&r->ref);
@@ -198,10 +198,17 @@ void kvmem_region_put(struct kvmem_region *r)
  * validated flags, length (huge multiple if HUGE_REQUIRED) and node.
  * Returns 0 or -ENOMEM; on failure the pages allocated so far are left in
  * r->pages for kvmem_region_put() to free.
+ *
+ * The pages are charged to the caller's memory cgroup (__GFP_ACCOUNT), so
+ * a container cannot pin host memory beyond its memory.max (the memlock
+ * limit is per process and multiplies with fork). Over the limit, or when
+ * memory is short, the request fails with -ENOMEM instead of OOM-killing
+ * (__GFP_RETRY_MAYFAIL): a pin is a request that can be refused.
  */
 int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 {
-	gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN;
+	gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_ACCOUNT |
+		    __GFP_RETRY_MAYFAIL;
 	bool try_huge = !(flags & KVMEM_ALLOC_NO_HUGE);
 	bool need_huge = flags & KVMEM_ALLOC_HUGE_REQUIRED;
 	unsigned long i = 0, j;
@@ -210,7 +217,7 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 	if (node != NUMA_NO_NODE)
 		gfp |= __GFP_THISNODE;
 
-	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL);
+	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL_ACCOUNT);
 	if (!r->pages)
 		return -ENOMEM;
 	r->writable = true;
@@ -221,8 +228,10 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 		cond_resched();
 		page = NULL;
 		if (try_huge && r->npages - i >= KVMEM_HUGE_PAGES) {
-			page = alloc_pages_node(node, gfp | __GFP_COMP |
-						__GFP_NORETRY, KVMEM_HUGE_ORDER);
+			/* one quick try: fall back to base pages */
+			page = alloc_pages_node(node, (gfp & ~__GFP_RETRY_MAYFAIL) |
+						__GFP_COMP | __GFP_NORETRY,
+						KVMEM_HUGE_ORDER);
 			if (page) {
 				for (j = 0; j < KVMEM_HUGE_PAGES; j++)
 					r->pages[i + j] = page + j;
@@ -256,7 +265,7 @@ int kvmem_user_pin(struct kvmem_region *r, unsigned long addr, bool write)
 	unsigned long done = 0;
 	int ret;
 
-	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL);
+	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL_ACCOUNT);
 	if (!r->pages)
 		return -ENOMEM;
 

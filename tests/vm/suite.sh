@@ -117,7 +117,7 @@ if [ $loaded -eq 1 ]; then
 	modprobe loop 2>/dev/null
 	modprobe ext4 2>/dev/null
 	modprobe vgem 2>/dev/null
-	for t in basic badinput copyout perm node memlock kill share gpu race import uring rdma kvctl fuzz; do
+	for t in basic badinput copyout perm node memlock memcg kill share gpu race import uring rdma kvctl fuzz; do
 		[ -x "$bin/kvt_$t" ] || continue
 		if [ $t = rdma ] && want rdma; then
 			rdma_setup >"$logs/rdma_setup.log" 2>&1
