@@ -380,23 +380,33 @@ static vm_fault_t kvmem_host_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+#if KVMEM_DETACH_VM_FILE
 /*
- * Write fault on a refaulted page. Having this hook also keeps the fault
- * path away from vma->vm_file (file_update_time()), which is NULL when the
- * VMA was detached (KVMEM_DETACH_VM_FILE). Our pages have no ->mapping, so
- * the page must be returned locked or the core would retry forever.
+ * Write fault on a refaulted page. Having this hook keeps the fault path
+ * away from vma->vm_file (file_update_time()), which is NULL when the VMA
+ * was detached. Our pages have no ->mapping, so the page must be returned
+ * locked or the core would retry forever.
+ *
+ * Only for detached VMAs (before 6.5): from 6.5 a page_mkwrite makes
+ * vma_needs_dirty_tracking() true, and GUP then refuses FOLL_LONGTERM
+ * write pins (ibv_reg_mr, io_uring fixed buffers) of the VMA. There the
+ * VMA keeps its file, and without the hook, on a node whose backing device
+ * does no writeback (devtmpfs), it needs no dirty tracking at all.
  */
 static vm_fault_t kvmem_host_page_mkwrite(struct vm_fault *vmf)
 {
 	lock_page(vmf->page);
 	return VM_FAULT_LOCKED;
 }
+#endif
 
 static const struct vm_operations_struct kvmem_host_vm_ops = {
 	.open = kvmem_vm_open,
 	.close = kvmem_vm_close,
 	.fault = kvmem_host_fault,
+#if KVMEM_DETACH_VM_FILE
 	.page_mkwrite = kvmem_host_page_mkwrite,
+#endif
 };
 
 /* See KVMEM_DETACH_VM_FILE in kvmem_compat.h. mmap_lock held for write. */
