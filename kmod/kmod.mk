@@ -24,7 +24,7 @@ VM_BINS := $(patsubst tests/vm/%.c,$(VM_DIR)/bin/%,$(sort $(wildcard tests/vm/kv
 # ioctl pointers on purpose, which ASan would intercept.
 VM_CFLAGS := $(CFLAGS) $(filter-out -fsanitize% -fno-sanitize%,$(KV_CFLAGS)) -Ikmod/uapi -Itests/vm
 
-.PHONY: kmod kmod-clean vm-kmod vm-bins
+.PHONY: kmod kmod-clean vm-kmod vm-kmod2 vm-bins
 ifneq ($(KDIR),)
 kmod:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMOD_EXTRA) modules
@@ -40,6 +40,27 @@ $(VM_DIR)/kmod-mock/kmod/kvmem.ko: $(KMOD_SRCS)
 
 vm-kmod: $(VM_DIR)/kmod-mock/kmod/kvmem.ko
 TEST_DEPS += vm-kmod
+
+# The second guest kernel: Debian bookworm-backports' 6.12, exact version,
+# fetched and unpacked under $(BUILD)/kernels (never installed on the
+# host). Without network or apt the recipe says so and its suite skips.
+VM_KVER2_BASE := 6.12.95+deb12
+VM_KVER2_PKG := 6.12.95-1~bpo12+1
+VM_KVER2 := $(VM_KVER2_BASE)-amd64
+VM_ROOT2 := $(BUILD)/kernels/root-$(VM_KVER2)
+VM_KMOD2 := $(VM_DIR)/kmod-mock-$(VM_KVER2)
+
+$(VM_ROOT2)/.ready: tests/vm/fetch_kernel.sh
+	-@KV_BUILD=$(BUILD) tests/vm/fetch_kernel.sh $(VM_KVER2_BASE) '$(VM_KVER2_PKG)'
+
+$(VM_KMOD2)/kmod/kvmem.ko: $(KMOD_SRCS) $(VM_ROOT2)/.ready
+	@if [ ! -e $(VM_ROOT2)/.ready ]; then echo "vm: no $(VM_KVER2) tree: test_kvmem_vm_612 will skip"; exit 0; fi; \
+	rm -rf $(VM_KMOD2) && mkdir -p $(VM_KMOD2) && \
+	cp --parents $(KMOD_SRCS) $(VM_KMOD2)/ && \
+	$(MAKE) -C $(VM_ROOT2)/usr/src/linux-headers-$(VM_KVER2) M=$(VM_KMOD2) KVMEM_GPU=mock modules
+
+vm-kmod2: $(VM_KMOD2)/kmod/kvmem.ko
+TEST_DEPS += vm-kmod2
 else
 kmod vm-kmod:
 	@echo "kmod: no kernel build tree: install linux-headers-$$(uname -r) (or linux-headers-amd64) or pass KDIR=" >&2; exit 1
@@ -55,10 +76,10 @@ $(VM_DIR)/bin/%: tests/vm/%.c tests/vm/kvt.h kmod/uapi/kvmem.h
 
 vm-bins: $(VM_BINS)
 TEST_DEPS += vm-bins
-TESTS += tests/vm/test_kvctl_proc.sh tests/vm/test_kvmem_vm.sh
+TESTS += tests/vm/test_kvctl_proc.sh tests/vm/test_kvmem_vm.sh tests/vm/test_kvmem_vm_612.sh
 BENCH_CMDS += && tests/vm/bench_rdma.sh
 DEPS_TEST += qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
 	busybox-static cpio rdma-core ibverbs-providers ibverbs-utils perftest \
-	libibverbs-dev kmod iproute2
+	libibverbs-dev kmod iproute2 e2fsprogs xz-utils
 
 .DEFAULT_GOAL := $(KMOD_SAVED_GOAL)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * kvmem_compat.h - the one place where kernel API differences live.
- * Built and tested against 6.1 (Debian 12); newer kernels noted per shim.
+ * Built and tested against 6.1 (Debian 12) and 6.12 (bookworm-backports)
+ * in the VM suite; 6.3 to 6.8 are refused (kvmem_zap_copied_vma()).
  */
 #ifndef KVMEM_COMPAT_H
 #define KVMEM_COMPAT_H

@@ -9,7 +9,7 @@ build=${KV_BUILD:?}
 res=$out/results.txt
 logs=$out/logs
 bin=$build/vm/bin
-kmod=$build/vm/kmod-mock/kmod
+kmod=${KV_VM_KMOD:-$build/vm/kmod-mock/kmod}
 mkdir -p "$logs"
 : >"$res"
 cd /tmp || exit 1
@@ -81,7 +81,9 @@ uname -r >"$logs/uname.txt"
 
 # --- the default build (no GPU provider), when it was built ---
 if want nogpu && [ -r "$src/kmod/kvmem.ko" ]; then
-	if [ -n "$(modinfo -F depends "$src/kmod/kvmem.ko" 2>/dev/null)" ]; then
+	if [ "$(modinfo -F vermagic "$src/kmod/kvmem.ko" 2>/dev/null | cut -d' ' -f1)" != "$(uname -r)" ]; then
+		record "SKIP nogpu: kmod/kvmem.ko was built for another kernel than $(uname -r)"
+	elif [ -n "$(modinfo -F depends "$src/kmod/kvmem.ko" 2>/dev/null)" ]; then
 		record "SKIP nogpu: kmod/kvmem.ko was built with a GPU provider"
 	elif insmod "$src/kmod/kvmem.ko" >"$logs/nogpu_load.log" 2>&1; then
 		run_case nogpu 60 "$bin/kvt_nogpu"
