@@ -10,11 +10,23 @@
  *                        (and the charge undone) when the last one goes.
  *
  * Locks, outermost first:
- *   kvmem_file.lock      handle table of one file (mutex)
- *   kvmem_regions_lock   global list of live regions, for procfs (mutex)
+ *   mmap_lock            core mm: held for write around ->mmap and VMA
+ *                        open/close, for read around faults. The last
+ *                        region reference can go in VMA close, so a region
+ *                        release may run under it and must never wait for
+ *                        anything that needs it (see kvmem_gpu_release()).
+ *   kvmem_file.lock      handle table of one file (mutex); taken in ->mmap;
+ *                        held in release while regions are put. Never held
+ *                        across a user copy or GUP (both take mmap_lock).
+ *   NVIDIA driver locks  held by the driver around the free callback; the
+ *                        release calls nvidia_p2p_put_pages() under the two
+ *                        above, so the callback takes neither.
  *   kvmem_region.gpu_lock  validity of a GPU region vs. its fault handler
  *                        and the NVIDIA free callback (mutex; never held
- *                        while calling into the NVIDIA driver)
+ *                        while calling into the NVIDIA driver, nor across
+ *                        unmap_mapping_pages(), which takes i_mmap_rwsem)
+ *   kvmem_regions_lock   global list of live regions, for procfs (mutex;
+ *                        a leaf: nothing is taken under it)
  * Counters are atomics and need no lock.
  */
 #ifndef KVMEM_H

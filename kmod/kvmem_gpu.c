@@ -270,7 +270,16 @@ int kvmem_gpu_mmap(struct kvmem_region *r, struct vm_area_struct *vma)
 	kvmem_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTCOPY |
 			   VM_DONTEXPAND | VM_DONTDUMP);
 #ifdef KVMEM_GPU_NVIDIA
-	/* BAR1 memory: write-combining, as gdrdrv maps it. */
+	/*
+	 * BAR1 memory: write-combining asked for, as gdrdrv maps it. But with
+	 * PAT, vmf_insert_pfn() (track_pfn_insert()) replaces the cache mode
+	 * with the memtype recorded for the range, UC- when nothing reserved
+	 * it: these mappings are uncached, not WC (issue 12, defect 10).
+	 * gdrdrv gets WC from io_remap_pfn_range() at mmap time, which
+	 * reserves the memtype; doing the same here (or reserving WC at pin)
+	 * is the fix. Only the real provider is affected: the mock's pages
+	 * are RAM.
+	 */
 	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
 #endif
 	vma->vm_ops = &kvmem_gpu_vm_ops;
