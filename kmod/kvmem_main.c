@@ -501,9 +501,14 @@ static void kvmem_count_error(long ret)
 	}
 }
 
+/*
+ * The opening process, and still the image that opened it: after execve()
+ * the tgid is the same but the mm is new, and charges would go to the old,
+ * dead one (an fd opened without O_CLOEXEC).
+ */
 static bool kvmem_is_owner(struct kvmem_file *kf)
 {
-	return task_tgid(current) == kf->tgid;
+	return task_tgid(current) == kf->tgid && current->mm == kf->mm;
 }
 
 static long kvmem_ioctl(struct file *f, unsigned int cmd, unsigned long arg)

@@ -237,10 +237,68 @@ out:
 	kvt_end();
 }
 
-int main(void)
+/*
+ * After execve() the same process is a new image with a new mm: an fd it
+ * opened without O_CLOEXEC must be foreign to it (every ioctl and mmap
+ * EACCES), or its charges would go to the dead mm (issue 12, item 11).
+ * Runs in the exec'd image: prints its own detail, returns the status.
+ */
+static int exec_child(int fd, uint64_t h)
 {
+	struct kvmem_info in = { .size = sizeof(in) };
+	struct kvmem_alloc a = { .size = sizeof(a), .length = 65536, .numa_node = -1 };
+	struct kvmem_free f = { .size = sizeof(f), .handle = h };
+	int bad = 0;
+
+	if (ioctl(fd, KVMEM_IOC_INFO, &in) != -1 || errno != EACCES)
+		bad = printf("  INFO after exec: errno %d, want EACCES\n", errno);
+	if (ioctl(fd, KVMEM_IOC_ALLOC, &a) != -1 || errno != EACCES)
+		bad = printf("  ALLOC after exec: errno %d, want EACCES\n", errno);
+	if (ioctl(fd, KVMEM_IOC_FREE, &f) != -1 || errno != EACCES)
+		bad = printf("  FREE after exec: errno %d, want EACCES\n", errno);
+	if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, h << 12) != MAP_FAILED ||
+	    errno != EACCES)
+		bad = printf("  mmap after exec: errno %d, want EACCES\n", errno);
+	fflush(stdout);
+	return bad ? 1 : 0;
+}
+
+static void case_exec(void)
+{
+	struct kvt_snap s;
+	char fds[16], hs[32];
+	uint64_t h = 0;
+	int st;
+	pid_t pid;
+
+	kvt_begin("exec_same_pid_new_image_eacces");
+	kvt_snap(&s);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(KVMEM_DEV_PATH, O_RDWR);	/* inherited by the new image */
+
+		if (fd < 0 || kvt_alloc(fd, 65536, 0, -1, &h))
+			_exit(2);
+		snprintf(fds, sizeof(fds), "%d", fd);
+		snprintf(hs, sizeof(hs), "%llu", (unsigned long long)h);
+		execl("/proc/self/exe", "kvt_share", "--exec-child", fds, hs, (char *)NULL);
+		_exit(3);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the new image could use the old one's fd (status 0x%x)", st);
+	CHECK_SNAP_SAME(&s, "exec");
+	kvt_end();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--exec-child"))
+		return exec_child(atoi(argv[2]), strtoull(argv[3], NULL, 0));
 	case_scm_rights();
 	case_fork();
 	case_dofork();
+	case_exec();
 	return kvt_exit();
 }
