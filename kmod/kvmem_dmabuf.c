@@ -71,7 +71,7 @@ static int kvmem_dmabuf_mmap(struct dma_buf *buf, struct vm_area_struct *vma)
 
 	if (r->kind != KVMEM_KIND_HOST)
 		return -ENODEV;
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_MAYSHARE))	/* MAP_SHARED, maybe read-only */
 		return -EINVAL;
 	vma->vm_pgoff += r->window;
 	return kvmem_region_mmap(r, vma);

@@ -567,7 +567,8 @@ static int kvmem_mmap(struct file *f, struct vm_area_struct *vma)
 		ret = -EACCES;
 		goto out;
 	}
-	if (!(vma->vm_flags & VM_SHARED)) {
+	/* MAP_SHARED; of an O_RDONLY file the VFS leaves only VM_MAYSHARE */
+	if (!(vma->vm_flags & VM_MAYSHARE)) {
 		ret = -EINVAL;
 		goto out;
 	}

@@ -423,7 +423,7 @@ void kvmem_region_detach_file(struct vm_area_struct *vma)
 /*
  * Map a host region with its struct pages (VM_MIXEDMAP, not PFNMAP), so
  * GUP users (ibv_reg_mr, io_uring fixed buffers) accept the range. The
- * caller has checked ownership and VM_SHARED, and set vma->vm_pgoff to
+ * caller has checked ownership and VM_MAYSHARE, and set vma->vm_pgoff to
  * r->window plus the first page to map. Called with mmap_lock held for
  * write, from /dev/kvmem's mmap and from the dma-buf's.
  */

@@ -287,6 +287,38 @@ static void case_copy_out_fails(void)
 	kvt_end();
 }
 
+/*
+ * An O_RDONLY fd maps MAP_SHARED read-only (the VFS clears VM_SHARED and
+ * VM_MAYWRITE, leaving VM_MAYSHARE; it used to be EINVAL); writable or
+ * private mappings of it are refused.
+ */
+static void case_rdonly(void)
+{
+	struct kvt_snap s;
+	uint64_t h = 0;
+	uint8_t *m;
+	int rfd;
+
+	kvt_begin("rdonly_fd_maps_read_only");
+	kvt_snap(&s);
+	rfd = open(KVMEM_DEV_PATH, O_RDONLY | O_CLOEXEC);
+	CHECK(rfd >= 0 && kvt_alloc(rfd, 65536, 0, -1, &h) == 0, "ALLOC on an O_RDONLY fd");
+	m = mmap(NULL, 65536, PROT_READ, MAP_SHARED, rfd, h << 12);
+	CHECK(m != MAP_FAILED, "PROT_READ MAP_SHARED of an O_RDONLY fd: %s", strerror(errno));
+	if (m != MAP_FAILED) {
+		CHECK(m[0] == 0 && m[65535] == 0, "not zeroed");
+		CHECK(kvt_touch(m, 1) == SIGSEGV, "read-only mapping was writable");
+		CHECK_ERR(mprotect(m, 65536, PROT_READ | PROT_WRITE), EACCES);
+		munmap(m, 65536);
+	}
+	CHECK_ERR(mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, h << 12), EACCES);
+	CHECK_ERR(mmap(NULL, 65536, PROT_READ, MAP_PRIVATE, rfd, h << 12), EINVAL);
+	if (rfd >= 0)
+		close(rfd);
+	CHECK_SNAP_SAME(&s, "O_RDONLY fd");
+	kvt_end();
+}
+
 int main(void)
 {
 	fd = kvt_open();
@@ -302,6 +334,7 @@ int main(void)
 	case_handles();
 	case_mmap();
 	case_copy_out_fails();
+	case_rdonly();
 	close(fd);
 	return kvt_exit();
 }
