@@ -1,7 +1,9 @@
 # kmod/kmod.mk - kvmem.ko and its VM test harness (included by the top
 # Makefile).
-#   make kmod                 kmod/kvmem.ko against KDIR (default: the newest
-#                             /lib/modules/*/build present; KDIR= overrides)
+#   make kmod                 kmod/kvmem.ko against KDIR (default: the
+#                             running kernel's headers, else the newest
+#                             /lib/modules/*/build, said in one line;
+#                             KDIR= overrides)
 #   make kmod KVMEM_GPU=mock  also kmod/mock/kvmem_p2p_mock.ko (tests only)
 #   make kmod KVMEM_GPU=nvidia NVIDIA_SRC=/path/to/kernel-open
 # The VM suite always builds its own mock-enabled copy in $(BUILD)/vm.
@@ -9,7 +11,19 @@
 # Rules here must not become the default goal of the top Makefile.
 KMOD_SAVED_GOAL := $(.DEFAULT_GOAL)
 
-KDIR ?= $(patsubst %/Makefile,%,$(lastword $(sort $(wildcard /lib/modules/*/build/Makefile))))
+# KDIR: the running kernel's headers when installed, else the newest
+# /lib/modules/*/build, and the build says so in one line.
+KMOD_RUNNING := $(shell uname -r)
+ifeq ($(origin KDIR),undefined)
+ifneq ($(wildcard /lib/modules/$(KMOD_RUNNING)/build/Makefile),)
+KDIR := /lib/modules/$(KMOD_RUNNING)/build
+else
+KDIR := $(patsubst %/Makefile,%,$(lastword $(sort $(wildcard /lib/modules/*/build/Makefile))))
+ifneq ($(KDIR),)
+KMOD_KDIR_NOTE := kmod: no headers for the running kernel $(KMOD_RUNNING); building against $(KDIR)
+endif
+endif
+endif
 KVMEM_GPU ?= none
 NVIDIA_SRC ?=
 KMOD_SRCS := Kbuild $(filter-out %.mod.c,$(wildcard kmod/Kbuild kmod/*.[ch] kmod/uapi/*.h kmod/mock/Kbuild kmod/mock/*.[ch]))
@@ -27,12 +41,14 @@ VM_CFLAGS := $(CFLAGS) $(filter-out -fsanitize% -fno-sanitize%,$(KV_CFLAGS)) -Ik
 .PHONY: kmod kmod-clean vm-kmod vm-kmod2 vm-bins
 ifneq ($(KDIR),)
 kmod:
+	@$(if $(KMOD_KDIR_NOTE),echo '$(KMOD_KDIR_NOTE)')
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMOD_EXTRA) modules
 
 ALL_TARGETS += kmod
 
 # The VM's own copy, always with the mock GPU provider.
 $(VM_DIR)/kmod-mock/kmod/kvmem.ko: $(KMOD_SRCS)
+	@$(if $(KMOD_KDIR_NOTE),echo '$(KMOD_KDIR_NOTE)')
 	@rm -rf $(VM_DIR)/kmod-mock && mkdir -p $(VM_DIR)/kmod-mock
 	cp --parents $(KMOD_SRCS) $(VM_DIR)/kmod-mock/
 	$(MAKE) -C $(KDIR) M=$(VM_DIR)/kmod-mock KVMEM_GPU=mock modules
