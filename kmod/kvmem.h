@@ -69,6 +69,7 @@ struct kvmem_region {
 	u32 kind;			/* KVMEM_KIND_* */
 	u32 handle;
 	pid_t pid;			/* owner's tgid, for procfs */
+	kuid_t uid;			/* owner's euid: who sees it in procfs */
 	u64 length;
 	unsigned long npages;		/* base pages */
 	unsigned long nhuge;		/* huge pages (host) */

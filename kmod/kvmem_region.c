@@ -6,6 +6,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/pagemap.h>
 #include <linux/gfp.h>
@@ -33,6 +34,7 @@ struct kvmem_region *kvmem_region_new(struct kvmem_file *kf, u32 kind,
 	r->npages = length >> PAGE_SHIFT;
 	r->numa_node = NUMA_NO_NODE;
 	r->pid = pid_nr(kf->tgid);
+	r->uid = current_euid();
 	r->mapping = &kf->mapping;
 	r->mm = kf->mm;
 	mmgrab(r->mm);

@@ -3,9 +3,10 @@
  * kvt_perm.c - who may open /dev/kvmem. Run as root; suite.sh loads
  * kvmem.ko with group=KVT_GID. The node must be root:KVT_GID, mode 0660
  * (the module's mode and group parameters); a user in that group (primary
- * or supplementary) works within its own RLIMIT_MEMLOCK; a user outside
- * it gets EACCES. The children drop to uids that need not exist in
- * /etc/passwd (setgroups/setgid/setuid).
+ * or supplementary) works within its own RLIMIT_MEMLOCK and sees its own
+ * regions in /proc/driver/kvmem/regions; a user outside it gets EACCES and
+ * does not see root's regions there. The children drop to uids that need
+ * not exist in /etc/passwd (setgroups/setgid/setuid).
  */
 #include <grp.h>
 #include <sys/resource.h>
@@ -57,6 +58,23 @@ static int as_user(uid_t uid, gid_t gid, int ngroups, const gid_t *groups,
 	return WEXITSTATUS(st);
 }
 
+/* Is there a line of pid in /proc/driver/kvmem/regions (as we may read it)? */
+static int regions_has(pid_t pid)
+{
+	FILE *f = fopen("/proc/driver/kvmem/regions", "r");
+	char line[256];
+	int found = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (atoi(line) == pid)
+			found = 1;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static pid_t root_holder;	/* a root process holding a region */
+
 /* A group member: open, allocate within its own memlock limit, map. */
 static int member_body(void)
 {
@@ -82,6 +100,11 @@ static int member_body(void)
 		printf("  mmap: %s\n", strerror(errno));
 		return 1;
 	}
+	if (!regions_has(getpid())) {
+		printf("  uid %d does not see its own region in /proc/driver/kvmem/regions\n",
+		       getuid());
+		return 1;
+	}
 	kvt_fill(m, 65536, seed);
 	if (kvt_verify(m, 65536, seed) >= 0)
 		return 1;
@@ -102,6 +125,13 @@ static int member_body(void)
 static int outsider_body(void)
 {
 	int fd = open(KVMEM_DEV_PATH, O_RDWR | O_CLOEXEC), e = errno;
+
+	/* another user's regions are not listed to it */
+	if (regions_has(root_holder)) {
+		printf("  uid %d sees root's region (pid %d) in /proc/driver/kvmem/regions\n",
+		       getuid(), root_holder);
+		return 1;
+	}
 
 	if (fd >= 0 || e != EACCES) {
 		printf("  O_RDWR open as uid %d: fd %d errno %d, want EACCES\n",
@@ -150,8 +180,18 @@ int main(void)
 	kvt_end();
 
 	kvt_begin("outsider_eacces");
-	CHECK(as_user(UID_OUT, GID_OTHER, 0, NULL, outsider_body) == 0,
-	      "uid %d gid %d", UID_OUT, GID_OTHER);
+	{
+		int rfd = kvt_open();
+		uint64_t rh = 0;
+
+		CHECK(rfd >= 0 && kvt_alloc(rfd, 65536, 0, -1, &rh) == 0, "root ALLOC");
+		root_holder = getpid();
+		CHECK(regions_has(root_holder), "root does not see its own region");
+		CHECK(as_user(UID_OUT, GID_OTHER, 0, NULL, outsider_body) == 0,
+		      "uid %d gid %d", UID_OUT, GID_OTHER);
+		if (rfd >= 0)
+			close(rfd);
+	}
 	kvt_end();
 
 	kvt_begin("perm_nothing_left");
