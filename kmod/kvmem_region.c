@@ -195,6 +195,20 @@ void kvmem_region_put(struct kvmem_region *r)
 	kref_put(&r->ref, kvmem_region_release);
 }
 
+/* r->numa_node: the node of every page, or NUMA_NO_NODE if they differ. */
+static void kvmem_set_node(struct kvmem_region *r)
+{
+	unsigned long i;
+
+	r->numa_node = page_to_nid(r->pages[0]);
+	for (i = 1; i < r->npages; i++) {
+		if (page_to_nid(r->pages[i]) != r->numa_node) {
+			r->numa_node = NUMA_NO_NODE;
+			break;
+		}
+	}
+}
+
 /*
  * Allocate r->npages zeroed pages, 2 MiB compound pages first. Caller has
  * validated flags, length (huge multiple if HUGE_REQUIRED) and node.
@@ -250,13 +264,7 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 			return -ENOMEM;
 		r->pages[i++] = page;
 	}
-	r->numa_node = page_to_nid(r->pages[0]);
-	for (i = 1; i < r->npages; i++) {
-		if (page_to_nid(r->pages[i]) != r->numa_node) {
-			r->numa_node = NUMA_NO_NODE;
-			break;
-		}
-	}
+	kvmem_set_node(r);
 	return 0;
 }
 
@@ -283,7 +291,7 @@ int kvmem_user_pin(struct kvmem_region *r, unsigned long addr, bool write)
 		}
 		done += ret;
 	}
-	r->numa_node = page_to_nid(r->pages[0]);
+	kvmem_set_node(r);	/* the owner's pages may lie anywhere */
 	return 0;
 
 err_unpin:

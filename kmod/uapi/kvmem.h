@@ -108,7 +108,7 @@ struct kvmem_query {
 	__u32 state;		/* out: KVMEM_STATE_* */
 	__u64 pages;		/* out: base pages */
 	__u64 huge_pages;	/* out: of which in huge pages (2 MiB each) */
-	__s32 numa_node;	/* out: node of the first page, -1 if mixed/unknown */
+	__s32 numa_node;	/* out: node of every page, -1 if mixed/unknown */
 	__u32 mapped;		/* out: live mappings (VMAs) */
 	__u32 dmabufs;		/* out: live dma-buf exports */
 	__u32 reserved2;
