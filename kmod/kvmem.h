@@ -10,11 +10,23 @@
  *                        (and the charge undone) when the last one goes.
  *
  * Locks, outermost first:
- *   kvmem_file.lock      handle table of one file (mutex)
- *   kvmem_regions_lock   global list of live regions, for procfs (mutex)
+ *   mmap_lock            core mm: held for write around ->mmap and VMA
+ *                        open/close, for read around faults. The last
+ *                        region reference can go in VMA close, so a region
+ *                        release may run under it and must never wait for
+ *                        anything that needs it (see kvmem_gpu_release()).
+ *   kvmem_file.lock      handle table of one file (mutex); taken in ->mmap;
+ *                        held in release while regions are put. Never held
+ *                        across a user copy or GUP (both take mmap_lock).
+ *   NVIDIA driver locks  held by the driver around the free callback; the
+ *                        release calls nvidia_p2p_put_pages() under the two
+ *                        above, so the callback takes neither.
  *   kvmem_region.gpu_lock  validity of a GPU region vs. its fault handler
  *                        and the NVIDIA free callback (mutex; never held
- *                        while calling into the NVIDIA driver)
+ *                        while calling into the NVIDIA driver, nor across
+ *                        unmap_mapping_pages(), which takes i_mmap_rwsem)
+ *   kvmem_regions_lock   global list of live regions, for procfs (mutex;
+ *                        a leaf: nothing is taken under it)
  * Counters are atomics and need no lock.
  */
 #ifndef KVMEM_H
@@ -57,6 +69,7 @@ struct kvmem_region {
 	u32 kind;			/* KVMEM_KIND_* */
 	u32 handle;
 	pid_t pid;			/* owner's tgid, for procfs */
+	kuid_t uid;			/* owner's euid: who sees it in procfs */
 	u64 length;
 	unsigned long npages;		/* base pages */
 	unsigned long nhuge;		/* huge pages (host) */
@@ -64,6 +77,7 @@ struct kvmem_region {
 	struct page **pages;		/* host and user regions */
 	struct mm_struct *mm;		/* charged for npages (mmgrab) */
 	bool charged;
+	bool writable;			/* devices may write the pages */
 	atomic_t mapped;		/* live VMAs */
 	atomic_t dmabufs;		/* live dma-buf exports */
 	struct list_head node;		/* on kvmem_regions, kvmem_regions_lock */
@@ -77,6 +91,7 @@ struct kvmem_region {
 	struct mutex gpu_lock;		/* protects gpu_valid */
 	bool gpu_valid;			/* pages still owned by the GPU driver */
 	bool gpu_cb_seen;		/* the free callback has started */
+	bool gpu_orphan;		/* released; a late callback frees r */
 	struct nvidia_p2p_page_table *pt;
 	struct completion gpu_cb_done;	/* free callback has finished */
 	u64 gpu_addr;
@@ -131,6 +146,7 @@ bool kvmem_gpu_available(void);
 bool kvmem_gpu_is_mock(void);
 int kvmem_gpu_pin(struct kvmem_region *r, u64 addr, u64 token, u32 va_space);
 void kvmem_gpu_release(struct kvmem_region *r);
+void kvmem_gpu_free(struct kvmem_region *r);
 bool kvmem_gpu_valid(struct kvmem_region *r);
 int kvmem_gpu_mmap(struct kvmem_region *r, struct vm_area_struct *vma);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * kvmem_compat.h - the one place where kernel API differences live.
- * Built and tested against 6.1 (Debian 12); newer kernels noted per shim.
+ * Built and tested against 6.1 (Debian 12) and 6.12 (bookworm-backports)
+ * in the VM suite; 6.3 to 6.8 are refused (kvmem_zap_copied_vma()).
  */
 #ifndef KVMEM_COMPAT_H
 #define KVMEM_COMPAT_H
@@ -48,6 +49,32 @@ static inline void kvmem_vm_flags_clear(struct vm_area_struct *vma,
  * few nodes only fails for an OOM-killed task.
  */
 #define KVMEM_DETACH_VM_FILE	(LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0))
+
+/*
+ * Drop the page table entries fork copied into a child's VMA before its
+ * ->open ran (see kvmem_vma_make_dead()). zap_page_range() went away in
+ * 6.3; from 6.9 ->open runs before the copy and VM_WIPEONFORK prevents it,
+ * so there is nothing to zap. 6.3 to 6.8 are not supported.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+static inline void kvmem_zap_copied_vma(struct vm_area_struct *vma)
+{
+	zap_page_range(vma, vma->vm_start, vma->vm_end - vma->vm_start);
+}
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+static inline void kvmem_zap_copied_vma(struct vm_area_struct *vma)
+{
+}
+#else
+#error "kvmem: kernels 6.3 to 6.8 are not supported (fork copies VMAs before ->open)"
+#endif
+
+/* device_type.devnode takes a const device since 6.2. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define KVMEM_DEVNODE_CONST
+#else
+#define KVMEM_DEVNODE_CONST const
+#endif
 
 /* 2 MiB on x86-64 whether or not THP is configured. */
 #define KVMEM_HUGE_SHIFT	21

@@ -3,6 +3,8 @@
  * kvmem_dmabuf.c - export a host or user-pinned region as a dma-buf, so
  * another driver (a NIC, a GPU, udmabuf-style consumers) can import it.
  * The dma-buf holds a region reference until its last fd and mapping go.
+ * A user pin without KVMEM_PIN_WRITE exports read-only: an O_RDONLY fd,
+ * and map_dma_buf only for DMA_TO_DEVICE.
  * GPU regions are not exported: their pages belong to the NVIDIA driver
  * and may be revoked at any time (the free callback); use nvidia-peermem.
  */
@@ -22,6 +24,9 @@ static struct sg_table *kvmem_map_dma_buf(struct dma_buf_attachment *at,
 	struct sg_table *sgt;
 	int ret;
 
+	/* A read-only pin: the importer's device may only read. */
+	if (!r->writable && dir != DMA_TO_DEVICE)
+		return ERR_PTR(-EACCES);
 	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
 	if (!sgt)
 		return ERR_PTR(-ENOMEM);
@@ -66,7 +71,7 @@ static int kvmem_dmabuf_mmap(struct dma_buf *buf, struct vm_area_struct *vma)
 
 	if (r->kind != KVMEM_KIND_HOST)
 		return -ENODEV;
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_MAYSHARE))	/* MAP_SHARED, maybe read-only */
 		return -EINVAL;
 	vma->vm_pgoff += r->window;
 	return kvmem_region_mmap(r, vma);
@@ -90,7 +95,8 @@ struct dma_buf *kvmem_dmabuf_export(struct kvmem_region *r)
 
 	exp.ops = &kvmem_dmabuf_ops;
 	exp.size = r->length;
-	exp.flags = O_RDWR | O_CLOEXEC;
+	/* the fd's access mode says what importers may do */
+	exp.flags = (r->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
 	exp.priv = r;
 
 	kvmem_region_get(r);

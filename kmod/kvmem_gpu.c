@@ -18,10 +18,18 @@
  *    nvidia_p2p_free_page_table().
  * If the callback fires before kvmem_gpu_pin() has stored the table, the
  * pin fails with -ENXIO and gives the table back itself.
+ * If nvidia_p2p_put_pages() fails and the callback has not started, no
+ * callback may ever come (gdrdrv logs such a failure and moves on): the
+ * release does not wait for one. It leaves the region struct and the table
+ * to the callback ("orphan", with a module reference so its code stays),
+ * which frees both if it ever fires; until then they are leaked, and the
+ * kernel log says so.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/slab.h>
 
 #include "kvmem.h"
 
@@ -65,6 +73,17 @@ static void kvmem_gpu_free_callback(void *data)
 	struct nvidia_p2p_page_table *pt;
 
 	mutex_lock(&r->gpu_lock);
+	if (r->gpu_orphan) {
+		/* Released already, after a failed put_pages: finish it. */
+		pt = r->pt;
+		mutex_unlock(&r->gpu_lock);
+		pr_info("pid %d handle %u: late free callback after a failed put_pages\n",
+			r->pid, r->handle);
+		nvidia_p2p_free_page_table(pt);
+		kfree(r);
+		module_put(THIS_MODULE);
+		return;
+	}
 	r->gpu_cb_seen = true;
 	r->gpu_valid = false;
 	pt = r->pt;		/* NULL if kvmem_gpu_pin() has not stored it yet */
@@ -78,7 +97,7 @@ static void kvmem_gpu_free_callback(void *data)
 			    r->pid, r->handle, atomic_read(&r->mapped));
 	if (pt)
 		nvidia_p2p_free_page_table(pt);
-	complete(&r->gpu_cb_done);
+	complete_all(&r->gpu_cb_done);	/* release and free may both wait */
 }
 
 int kvmem_gpu_pin(struct kvmem_region *r, u64 addr, u64 token, u32 va_space)
@@ -125,11 +144,15 @@ int kvmem_gpu_pin(struct kvmem_region *r, u64 addr, u64 token, u32 va_space)
 	return ret;
 }
 
-/* Last reference: no VMA maps the region any more. */
+/*
+ * Last reference: no VMA maps the region any more. May run with mmap_lock
+ * held (VMA close): never waits for a callback that has not started.
+ */
 void kvmem_gpu_release(struct kvmem_region *r)
 {
 	struct nvidia_p2p_page_table *pt = NULL;
 	bool valid, cb_seen;
+	int ret;
 
 	mutex_lock(&r->gpu_lock);
 	valid = r->gpu_valid;
@@ -141,18 +164,55 @@ void kvmem_gpu_release(struct kvmem_region *r)
 	}
 	mutex_unlock(&r->gpu_lock);
 
-	if (valid && !nvidia_p2p_put_pages(r->gpu_token, r->gpu_va_space,
-					   r->gpu_addr, pt))
-		return;
+	if (valid) {
+		ret = nvidia_p2p_put_pages(r->gpu_token, r->gpu_va_space,
+					   r->gpu_addr, pt);
+		if (!ret)
+			return;
+		mutex_lock(&r->gpu_lock);
+		cb_seen = r->gpu_cb_seen;
+		if (!cb_seen) {
+			/* A callback that comes now frees the table itself. */
+			r->pt = pt;
+			pt = NULL;
+			valid = false;
+		}
+		mutex_unlock(&r->gpu_lock);
+		pr_warn("pid %d handle %u: nvidia_p2p_put_pages: %d; %s\n",
+			r->pid, r->handle, ret,
+			cb_seen ? "the free callback is running" :
+			"the page table is left to a free callback, if one comes");
+	}
 	/*
-	 * put_pages failed because the callback is on its way, or it ran
-	 * already: either way let it finish with r before r is freed. In the
-	 * first case we took pt from under it, so the table is ours to return.
+	 * The callback has started (it set gpu_cb_seen under gpu_lock) and
+	 * finishes without waiting on anything of ours: let it be done with
+	 * r before r is freed. If we took pt from under it, the table is
+	 * ours to return.
 	 */
-	if (valid || cb_seen)
+	if (cb_seen)
 		wait_for_completion(&r->gpu_cb_done);
 	if (valid)
 		nvidia_p2p_free_page_table(pt);
+}
+
+/*
+ * Free the region struct, the last thing done with it. After a failed
+ * put_pages with no callback yet, r and the table are handed to the
+ * callback instead (gpu_orphan): it frees both if it ever fires.
+ */
+void kvmem_gpu_free(struct kvmem_region *r)
+{
+	mutex_lock(&r->gpu_lock);
+	if (r->pt && !r->gpu_cb_seen) {
+		r->gpu_orphan = true;
+		__module_get(THIS_MODULE);	/* the callback's code */
+		mutex_unlock(&r->gpu_lock);
+		return;
+	}
+	mutex_unlock(&r->gpu_lock);
+	if (r->gpu_cb_seen)
+		wait_for_completion(&r->gpu_cb_done);
+	kfree(r);
 }
 
 bool kvmem_gpu_valid(struct kvmem_region *r)
@@ -210,7 +270,16 @@ int kvmem_gpu_mmap(struct kvmem_region *r, struct vm_area_struct *vma)
 	kvmem_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTCOPY |
 			   VM_DONTEXPAND | VM_DONTDUMP);
 #ifdef KVMEM_GPU_NVIDIA
-	/* BAR1 memory: write-combining, as gdrdrv maps it. */
+	/*
+	 * BAR1 memory: write-combining asked for, as gdrdrv maps it. But with
+	 * PAT, vmf_insert_pfn() (track_pfn_insert()) replaces the cache mode
+	 * with the memtype recorded for the range, UC- when nothing reserved
+	 * it: these mappings are uncached, not WC (issue 12, defect 10).
+	 * gdrdrv gets WC from io_remap_pfn_range() at mmap time, which
+	 * reserves the memtype; doing the same here (or reserving WC at pin)
+	 * is the fix. Only the real provider is affected: the mock's pages
+	 * are RAM.
+	 */
 	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
 #endif
 	vma->vm_ops = &kvmem_gpu_vm_ops;
@@ -238,6 +307,11 @@ int kvmem_gpu_pin(struct kvmem_region *r, u64 addr, u64 token, u32 va_space)
 
 void kvmem_gpu_release(struct kvmem_region *r)
 {
+}
+
+void kvmem_gpu_free(struct kvmem_region *r)
+{
+	kfree(r);
 }
 
 bool kvmem_gpu_valid(struct kvmem_region *r)

@@ -9,9 +9,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/cdev.h>
+#include <linux/device.h>
 #include <linux/dma-buf.h>
 #include <linux/file.h>
-#include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/nodemask.h>
@@ -19,6 +20,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/uidgid.h>
 
 #include "kvmem.h"
 
@@ -34,6 +36,20 @@ MODULE_PARM_DESC(max_region_mb, "Largest region in MiB (at most 65536)");
 static unsigned int max_regions = 4096;
 module_param(max_regions, uint, 0644);
 MODULE_PARM_DESC(max_regions, "Regions per open file");
+
+/*
+ * The node is owned by root and a group, mode 0660 by default, never
+ * world-accessible: any local user who can open it can pin memory. With
+ * udev, kmod/60-kvmem.rules sets group "kvmem"; without it (devtmpfs
+ * only), these parameters set what devtmpfs creates.
+ */
+static unsigned int dev_mode = 0660;
+module_param_named(mode, dev_mode, uint, 0444);
+MODULE_PARM_DESC(mode, "Mode of /dev/kvmem (default 0660; at most 0660)");
+
+static unsigned int dev_group;
+module_param_named(group, dev_group, uint, 0444);
+MODULE_PARM_DESC(group, "Group id owning /dev/kvmem in devtmpfs (default 0)");
 
 struct kvmem_stats kvmem_stats;
 DEFINE_MUTEX(kvmem_regions_lock);
@@ -57,8 +73,11 @@ unsigned long kvmem_max_region_pages(void)
 
 /*
  * Copy an ioctl struct in: the first u32 is the caller's size. Shorter than
- * the first ABI version: -EINVAL; longer than ours with non-zero tail:
- * -E2BIG (copy_struct_from_user); our fields the caller lacks are zeroed.
+ * the first ABI version: -EINVAL; above a page (as openat2 and clone3 say:
+ * no struct will ever grow that far, and scanning up to 4 GiB of tail for
+ * zeroes is not something to do on behalf of any caller): -E2BIG; longer
+ * than ours with non-zero tail: -E2BIG (copy_struct_from_user); our fields
+ * the caller lacks are zeroed.
  */
 static int kvmem_copy_in(void *karg, size_t ksize, size_t min_size,
 			 void __user *uarg, u32 *usize)
@@ -69,6 +88,8 @@ static int kvmem_copy_in(void *karg, size_t ksize, size_t min_size,
 		return -EFAULT;
 	if (*usize < min_size)
 		return -EINVAL;
+	if (*usize > PAGE_SIZE)
+		return -E2BIG;
 	ret = copy_struct_from_user(karg, ksize, uarg, *usize);
 	if (ret)
 		return ret;
@@ -99,10 +120,11 @@ static struct kvmem_region *kvmem_lookup(struct kvmem_file *kf, u64 handle)
 }
 
 /*
- * Give a published region a handle; the table takes over the caller's
- * reference. Returns the handle or -ENOSPC.
+ * Reserve a handle for a published region: the slot holds NULL, so no
+ * lookup, FREE or mmap of this file can reach the region until
+ * kvmem_commit() stores it. Returns the handle or -ENOSPC.
  */
-static int kvmem_install(struct kvmem_file *kf, struct kvmem_region *r)
+static int kvmem_reserve(struct kvmem_file *kf, struct kvmem_region *r)
 {
 	int id;
 
@@ -112,7 +134,8 @@ static int kvmem_install(struct kvmem_file *kf, struct kvmem_region *r)
 		goto out;
 	}
 	/* Cyclic: a stale handle finds nothing instead of a newer region. */
-	id = idr_alloc_cyclic(&kf->handles, r, 1, KVMEM_MAX_HANDLE, GFP_KERNEL);
+	id = idr_alloc_cyclic(&kf->handles, NULL, 1, KVMEM_MAX_HANDLE,
+			      GFP_KERNEL);
 	if (id < 0) {
 		id = -ENOSPC;
 		goto out;
@@ -125,7 +148,27 @@ out:
 	return id;
 }
 
-/* Remove a handle; returns the table's reference or NULL. */
+/* Make a reserved handle name r; the table takes the caller's reference. */
+static void kvmem_commit(struct kvmem_file *kf, struct kvmem_region *r)
+{
+	mutex_lock(&kf->lock);
+	WARN_ON(idr_replace(&kf->handles, r, r->handle) != NULL);
+	mutex_unlock(&kf->lock);
+}
+
+/* Give back a handle reserved by kvmem_reserve() and never committed. */
+static void kvmem_unreserve(struct kvmem_file *kf, u32 id)
+{
+	mutex_lock(&kf->lock);
+	idr_remove(&kf->handles, id);
+	kf->nregions--;
+	mutex_unlock(&kf->lock);
+}
+
+/*
+ * Remove a handle; returns the table's reference or NULL. A reserved,
+ * uncommitted slot is not a handle yet and stays with its creator.
+ */
 static struct kvmem_region *kvmem_uninstall(struct kvmem_file *kf, u64 handle)
 {
 	struct kvmem_region *r = NULL;
@@ -133,7 +176,8 @@ static struct kvmem_region *kvmem_uninstall(struct kvmem_file *kf, u64 handle)
 	if (!handle || handle >= KVMEM_MAX_HANDLE)
 		return NULL;
 	mutex_lock(&kf->lock);
-	r = idr_remove(&kf->handles, handle);
+	if (idr_find(&kf->handles, handle))
+		r = idr_remove(&kf->handles, handle);
 	if (r)
 		kf->nregions--;
 	mutex_unlock(&kf->lock);
@@ -180,7 +224,12 @@ static int kvmem_check_length(u64 length, u64 align)
 	return 0;
 }
 
-/* Publish, install and report a new region; undo all on failure. */
+/*
+ * Publish, number and report a new region; undo all on failure. The handle
+ * is only reserved while the result is copied out, and committed after:
+ * another thread cannot FREE (or map) the region before this ioctl has
+ * returned it, so a failed copy-out still owns the one reference it drops.
+ */
 static long kvmem_finish_new(struct kvmem_file *kf, struct kvmem_region *r,
 			     u64 *handle, u64 *offset, void __user *uarg,
 			     void *karg, size_t ksize, u32 usize)
@@ -188,7 +237,7 @@ static long kvmem_finish_new(struct kvmem_file *kf, struct kvmem_region *r,
 	int id, ret;
 
 	kvmem_region_publish(r);
-	id = kvmem_install(kf, r);
+	id = kvmem_reserve(kf, r);
 	if (id < 0) {
 		ret = id;
 		goto err_put;
@@ -198,11 +247,12 @@ static long kvmem_finish_new(struct kvmem_file *kf, struct kvmem_region *r,
 		*offset = (u64)id << PAGE_SHIFT;
 	ret = kvmem_copy_out(uarg, karg, ksize, usize);
 	if (ret)
-		goto err_uninstall;
+		goto err_unreserve;
+	kvmem_commit(kf, r);
 	return 0;
 
-err_uninstall:
-	kvmem_uninstall(kf, id);
+err_unreserve:
+	kvmem_unreserve(kf, id);
 err_put:
 	kvmem_region_put(r);
 	return ret;
@@ -451,9 +501,14 @@ static void kvmem_count_error(long ret)
 	}
 }
 
+/*
+ * The opening process, and still the image that opened it: after execve()
+ * the tgid is the same but the mm is new, and charges would go to the old,
+ * dead one (an fd opened without O_CLOEXEC).
+ */
 static bool kvmem_is_owner(struct kvmem_file *kf)
 {
-	return task_tgid(current) == kf->tgid;
+	return task_tgid(current) == kf->tgid && current->mm == kf->mm;
 }
 
 static long kvmem_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
@@ -512,7 +567,8 @@ static int kvmem_mmap(struct file *f, struct vm_area_struct *vma)
 		ret = -EACCES;
 		goto out;
 	}
-	if (!(vma->vm_flags & VM_SHARED)) {
+	/* MAP_SHARED; of an O_RDONLY file the VFS leaves only VM_MAYSHARE */
+	if (!(vma->vm_flags & VM_MAYSHARE)) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -555,7 +611,7 @@ static int kvmem_open(struct inode *inode, struct file *f)
 
 	if (!current->mm)
 		return -EINVAL;
-	kf = kzalloc(sizeof(*kf), GFP_KERNEL);
+	kf = kzalloc(sizeof(*kf), GFP_KERNEL_ACCOUNT);
 	if (!kf)
 		return -ENOMEM;
 	mutex_init(&kf->lock);
@@ -565,6 +621,13 @@ static int kvmem_open(struct inode *inode, struct file *f)
 	mmgrab(kf->mm);
 	address_space_init_once(&kf->mapping);
 	kf->mapping.host = inode;
+	/*
+	 * The VFS may use f_mapping's a_ops on any open file (fadvise
+	 * WILLNEED, when the node lives on a filesystem with a real backing
+	 * device, goes to readahead); give it the inode's, which for a device
+	 * node are the empty ones, as gdrdrv does.
+	 */
+	kf->mapping.a_ops = inode->i_mapping->a_ops;
 	f->f_mapping = &kf->mapping;
 	f->private_data = kf;
 	atomic64_inc(&kvmem_stats.files);
@@ -604,12 +667,91 @@ static const struct file_operations kvmem_fops = {
 	.llseek = noop_llseek,
 };
 
-static struct miscdevice kvmem_misc = {
-	.minor = MISC_DYNAMIC_MINOR,
+/* devtmpfs asks this for the node's mode and owner (udev may override). */
+static char *kvmem_devnode(KVMEM_DEVNODE_CONST struct device *dev,
+			   umode_t *mode, kuid_t *uid, kgid_t *gid)
+{
+	if (mode)
+		*mode = dev_mode;
+	if (gid)
+		*gid = make_kgid(&init_user_ns, dev_group);
+	return NULL;
+}
+
+static const struct device_type kvmem_dev_type = {
 	.name = "kvmem",
-	.fops = &kvmem_fops,
-	.mode = 0666,
+	.devnode = kvmem_devnode,
 };
+
+static struct class kvmem_class = {
+	.name = "kvmem",
+};
+
+static dev_t kvmem_devt;
+static struct cdev kvmem_cdev;
+static struct device *kvmem_dev;
+
+static void kvmem_dev_release(struct device *dev)
+{
+	kfree(dev);
+}
+
+/* /dev/kvmem: a class of its own, so its node can be group-owned. */
+static int kvmem_dev_init(void)
+{
+	int ret;
+
+	if (dev_mode & ~0660) {
+		pr_err("mode=%#o: at most 0660 (owner and group), never world-accessible\n",
+		       dev_mode);
+		return -EINVAL;
+	}
+	if (!gid_valid(make_kgid(&init_user_ns, dev_group))) {
+		pr_err("group=%u: not a valid group id\n", dev_group);
+		return -EINVAL;
+	}
+	ret = alloc_chrdev_region(&kvmem_devt, 0, 1, "kvmem");
+	if (ret)
+		return ret;
+	ret = class_register(&kvmem_class);
+	if (ret)
+		goto err_region;
+	kvmem_dev = kzalloc(sizeof(*kvmem_dev), GFP_KERNEL);
+	if (!kvmem_dev) {
+		ret = -ENOMEM;
+		goto err_class;
+	}
+	device_initialize(kvmem_dev);
+	kvmem_dev->devt = kvmem_devt;
+	kvmem_dev->class = &kvmem_class;
+	kvmem_dev->type = &kvmem_dev_type;
+	kvmem_dev->release = kvmem_dev_release;
+	ret = dev_set_name(kvmem_dev, "kvmem");
+	if (ret)
+		goto err_put;
+	cdev_init(&kvmem_cdev, &kvmem_fops);
+	kvmem_cdev.owner = THIS_MODULE;
+	ret = cdev_device_add(&kvmem_cdev, kvmem_dev);
+	if (ret)
+		goto err_put;
+	return 0;
+
+err_put:
+	put_device(kvmem_dev);
+err_class:
+	class_unregister(&kvmem_class);
+err_region:
+	unregister_chrdev_region(kvmem_devt, 1);
+	return ret;
+}
+
+static void kvmem_dev_exit(void)
+{
+	cdev_device_del(&kvmem_cdev, kvmem_dev);
+	put_device(kvmem_dev);
+	class_unregister(&kvmem_class);
+	unregister_chrdev_region(kvmem_devt, 1);
+}
 
 static int __init kvmem_init(void)
 {
@@ -627,13 +769,14 @@ static int __init kvmem_init(void)
 	ret = kvmem_proc_init();
 	if (ret)
 		return ret;
-	ret = misc_register(&kvmem_misc);
+	ret = kvmem_dev_init();
 	if (ret)
 		goto err_proc;
-	pr_info("ABI %d, GPU provider %s, cap %lu MiB\n", KVMEM_ABI_VERSION,
+	pr_info("ABI %d, GPU provider %s, cap %lu MiB, /dev/kvmem %#o gid %u\n",
+		KVMEM_ABI_VERSION,
 		kvmem_gpu_available() ? (kvmem_gpu_is_mock() ? "mock" : "nvidia")
 				      : "none",
-		kvmem_cap_pages() >> (20 - PAGE_SHIFT));
+		kvmem_cap_pages() >> (20 - PAGE_SHIFT), dev_mode, dev_group);
 	return 0;
 
 err_proc:
@@ -643,7 +786,7 @@ err_proc:
 
 static void __exit kvmem_exit(void)
 {
-	misc_deregister(&kvmem_misc);
+	kvmem_dev_exit();
 	kvmem_proc_exit();
 	WARN_ON(atomic64_read(&kvmem_stats.regions) ||
 		atomic64_read(&kvmem_stats.pinned_pages));

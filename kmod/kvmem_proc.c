@@ -6,6 +6,8 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 
@@ -58,13 +60,22 @@ static int kvmem_stats_show(struct seq_file *m, void *v)
 	return 0;
 }
 
+/*
+ * One line per region; a reader sees only regions of its own euid, unless
+ * it opened the file with CAP_SYS_ADMIN (the opener's credentials, not the
+ * reader's: a passed fd or a setuid reader does not widen the view).
+ */
 static int kvmem_regions_show(struct seq_file *m, void *v)
 {
+	const struct cred *cred = m->file->f_cred;
+	bool all = file_ns_capable(m->file, &init_user_ns, CAP_SYS_ADMIN);
 	struct kvmem_region *r;
 
 	seq_puts(m, "pid handle kind size numa huge_pages mapped valid\n");
 	mutex_lock(&kvmem_regions_lock);
 	list_for_each_entry(r, &kvmem_regions, node) {
+		if (!all && !uid_eq(r->uid, cred->euid))
+			continue;
 		seq_printf(m, "%d %u %s %llu %d %lu %d %d\n", r->pid, r->handle,
 			   kvmem_kind_name(r->kind), r->length, r->numa_node,
 			   r->nhuge, atomic_read(&r->mapped),

@@ -6,6 +6,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/pagemap.h>
 #include <linux/gfp.h>
@@ -24,7 +25,7 @@ struct kvmem_region *kvmem_region_new(struct kvmem_file *kf, u32 kind,
 {
 	struct kvmem_region *r;
 
-	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return NULL;
 	kref_init(&r->ref);
@@ -33,6 +34,7 @@ struct kvmem_region *kvmem_region_new(struct kvmem_file *kf, u32 kind,
 	r->npages = length >> PAGE_SHIFT;
 	r->numa_node = NUMA_NO_NODE;
 	r->pid = pid_nr(kf->tgid);
+	r->uid = current_euid();
 	r->mapping = &kf->mapping;
 	r->mm = kf->mm;
 	mmgrab(r->mm);
@@ -147,8 +149,10 @@ static void kvmem_region_release(struct kref *ref)
 			kvmem_host_free_pages(r);
 		break;
 	case KVMEM_KIND_USER:
+		/* a device may have written them: tell the owner's mapping */
 		if (r->pages)
-			unpin_user_pages(r->pages, r->npages);
+			unpin_user_pages_dirty_lock(r->pages, r->npages,
+						    r->writable);
 		break;
 	case KVMEM_KIND_GPU:
 		kvmem_gpu_release(r);
@@ -174,7 +178,10 @@ static void kvmem_region_release(struct kref *ref)
 		}
 	}
 	mmdrop(r->mm);
-	kfree(r);
+	if (r->kind == KVMEM_KIND_GPU)
+		kvmem_gpu_free(r);	/* may leave r to a late free callback */
+	else
+		kfree(r);
 }
 
 void kvmem_region_get(struct kvmem_region *r)
@@ -188,15 +195,36 @@ void kvmem_region_put(struct kvmem_region *r)
 	kref_put(&r->ref, kvmem_region_release);
 }
 
+/* r->numa_node: the node of every page, or NUMA_NO_NODE if they differ. */
+static void kvmem_set_node(struct kvmem_region *r)
+{
+	unsigned long i;
+
+	r->numa_node = page_to_nid(r->pages[0]);
+	for (i = 1; i < r->npages; i++) {
+		if (page_to_nid(r->pages[i]) != r->numa_node) {
+			r->numa_node = NUMA_NO_NODE;
+			break;
+		}
+	}
+}
+
 /*
  * Allocate r->npages zeroed pages, 2 MiB compound pages first. Caller has
  * validated flags, length (huge multiple if HUGE_REQUIRED) and node.
  * Returns 0 or -ENOMEM; on failure the pages allocated so far are left in
  * r->pages for kvmem_region_put() to free.
+ *
+ * The pages are charged to the caller's memory cgroup (__GFP_ACCOUNT), so
+ * a container cannot pin host memory beyond its memory.max (the memlock
+ * limit is per process and multiplies with fork). Over the limit, or when
+ * memory is short, the request fails with -ENOMEM instead of OOM-killing
+ * (__GFP_RETRY_MAYFAIL): a pin is a request that can be refused.
  */
 int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 {
-	gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN;
+	gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_ACCOUNT |
+		    __GFP_RETRY_MAYFAIL;
 	bool try_huge = !(flags & KVMEM_ALLOC_NO_HUGE);
 	bool need_huge = flags & KVMEM_ALLOC_HUGE_REQUIRED;
 	unsigned long i = 0, j;
@@ -205,9 +233,10 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 	if (node != NUMA_NO_NODE)
 		gfp |= __GFP_THISNODE;
 
-	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL);
+	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL_ACCOUNT);
 	if (!r->pages)
 		return -ENOMEM;
+	r->writable = true;
 
 	while (i < r->npages) {
 		if (fatal_signal_pending(current))
@@ -215,8 +244,10 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 		cond_resched();
 		page = NULL;
 		if (try_huge && r->npages - i >= KVMEM_HUGE_PAGES) {
-			page = alloc_pages_node(node, gfp | __GFP_COMP |
-						__GFP_NORETRY, KVMEM_HUGE_ORDER);
+			/* one quick try: fall back to base pages */
+			page = alloc_pages_node(node, (gfp & ~__GFP_RETRY_MAYFAIL) |
+						__GFP_COMP | __GFP_NORETRY,
+						KVMEM_HUGE_ORDER);
 			if (page) {
 				for (j = 0; j < KVMEM_HUGE_PAGES; j++)
 					r->pages[i + j] = page + j;
@@ -233,13 +264,7 @@ int kvmem_host_populate(struct kvmem_region *r, u32 flags, int node)
 			return -ENOMEM;
 		r->pages[i++] = page;
 	}
-	r->numa_node = page_to_nid(r->pages[0]);
-	for (i = 1; i < r->npages; i++) {
-		if (page_to_nid(r->pages[i]) != r->numa_node) {
-			r->numa_node = NUMA_NO_NODE;
-			break;
-		}
-	}
+	kvmem_set_node(r);
 	return 0;
 }
 
@@ -250,10 +275,11 @@ int kvmem_user_pin(struct kvmem_region *r, unsigned long addr, bool write)
 	unsigned long done = 0;
 	int ret;
 
-	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL);
+	r->pages = kvcalloc(r->npages, sizeof(*r->pages), GFP_KERNEL_ACCOUNT);
 	if (!r->pages)
 		return -ENOMEM;
 
+	r->writable = write;
 	while (done < r->npages) {
 		int chunk = min_t(unsigned long, r->npages - done, 1UL << 16);
 
@@ -265,7 +291,7 @@ int kvmem_user_pin(struct kvmem_region *r, unsigned long addr, bool write)
 		}
 		done += ret;
 	}
-	r->numa_node = page_to_nid(r->pages[0]);
+	kvmem_set_node(r);	/* the owner's pages may lie anywhere */
 	return 0;
 
 err_unpin:
@@ -276,15 +302,66 @@ err_unpin:
 }
 
 /*
+ * A fork child's copy of a host VMA. VM_DONTCOPY keeps host VMAs out of
+ * children, but MADV_DOFORK clears it (only VM_IO refuses it, and VM_IO
+ * would make GUP, hence ibv_reg_mr and io_uring, refuse the region). So
+ * the copy dup_mmap() makes is turned into a dead VMA that maps nothing:
+ * every access in the child gets SIGBUS, as after a GPU invalidation. It
+ * holds no region reference, only the module one for its ops.
+ */
+static vm_fault_t kvmem_dead_fault(struct vm_fault *vmf)
+{
+	return VM_FAULT_SIGBUS;
+}
+
+static void kvmem_dead_open(struct vm_area_struct *vma)
+{
+	__module_get(THIS_MODULE);
+	/* forked again after another MADV_DOFORK: still nothing to copy */
+	kvmem_vm_flags_set(vma, VM_WIPEONFORK);
+}
+
+static void kvmem_dead_close(struct vm_area_struct *vma)
+{
+	module_put(THIS_MODULE);
+}
+
+static const struct vm_operations_struct kvmem_dead_vm_ops = {
+	.open = kvmem_dead_open,
+	.close = kvmem_dead_close,
+	.fault = kvmem_dead_fault,
+};
+
+/*
+ * Called from ->open on the child's VMA, both mm's mmap_lock held for
+ * write. Kernels from 6.9 (and stable trees with commit 35e351780fa9) call
+ * ->open before copy_page_range(), which VM_WIPEONFORK on the child then
+ * skips; older ones copy the page table first, so it is zapped here.
+ */
+static void kvmem_vma_make_dead(struct vm_area_struct *vma)
+{
+	vma->vm_ops = &kvmem_dead_vm_ops;
+	vma->vm_private_data = NULL;
+	kvmem_vm_flags_set(vma, VM_WIPEONFORK);
+	kvmem_zap_copied_vma(vma);
+}
+
+/*
  * VMA callbacks for host regions: each VMA holds a region reference, and a
  * module reference, since a detached VMA (KVMEM_DETACH_VM_FILE) no longer
  * pins /dev/kvmem's file and with it the module text these ops live in.
+ * A VMA of another mm than the caller's is a fork child's copy (splits and
+ * mremap happen in the caller's own mm, mmap of a dma-buf too).
  */
 static void kvmem_vm_open(struct vm_area_struct *vma)
 {
 	struct kvmem_region *r = vma->vm_private_data;
 
 	__module_get(THIS_MODULE);
+	if (vma->vm_mm != current->mm) {
+		kvmem_vma_make_dead(vma);
+		return;
+	}
 	kvmem_region_get(r);
 	atomic_inc(&r->mapped);
 	atomic64_inc(&kvmem_stats.mappings);
@@ -313,23 +390,33 @@ static vm_fault_t kvmem_host_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+#if KVMEM_DETACH_VM_FILE
 /*
- * Write fault on a refaulted page. Having this hook also keeps the fault
- * path away from vma->vm_file (file_update_time()), which is NULL when the
- * VMA was detached (KVMEM_DETACH_VM_FILE). Our pages have no ->mapping, so
- * the page must be returned locked or the core would retry forever.
+ * Write fault on a refaulted page. Having this hook keeps the fault path
+ * away from vma->vm_file (file_update_time()), which is NULL when the VMA
+ * was detached. Our pages have no ->mapping, so the page must be returned
+ * locked or the core would retry forever.
+ *
+ * Only for detached VMAs (before 6.5): from 6.5 a page_mkwrite makes
+ * vma_needs_dirty_tracking() true, and GUP then refuses FOLL_LONGTERM
+ * write pins (ibv_reg_mr, io_uring fixed buffers) of the VMA. There the
+ * VMA keeps its file, and without the hook, on a node whose backing device
+ * does no writeback (devtmpfs), it needs no dirty tracking at all.
  */
 static vm_fault_t kvmem_host_page_mkwrite(struct vm_fault *vmf)
 {
 	lock_page(vmf->page);
 	return VM_FAULT_LOCKED;
 }
+#endif
 
 static const struct vm_operations_struct kvmem_host_vm_ops = {
 	.open = kvmem_vm_open,
 	.close = kvmem_vm_close,
 	.fault = kvmem_host_fault,
+#if KVMEM_DETACH_VM_FILE
 	.page_mkwrite = kvmem_host_page_mkwrite,
+#endif
 };
 
 /* See KVMEM_DETACH_VM_FILE in kvmem_compat.h. mmap_lock held for write. */
@@ -346,7 +433,7 @@ void kvmem_region_detach_file(struct vm_area_struct *vma)
 /*
  * Map a host region with its struct pages (VM_MIXEDMAP, not PFNMAP), so
  * GUP users (ibv_reg_mr, io_uring fixed buffers) accept the range. The
- * caller has checked ownership and VM_SHARED, and set vma->vm_pgoff to
+ * caller has checked ownership and VM_MAYSHARE, and set vma->vm_pgoff to
  * r->window plus the first page to map. Called with mmap_lock held for
  * write, from /dev/kvmem's mmap and from the dma-buf's.
  */

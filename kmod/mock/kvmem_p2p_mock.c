@@ -10,6 +10,12 @@
  * address (or 0 for all) to /sys/module/kvmem_p2p_mock/parameters/free_va
  * fires the matching free callbacks, as cudaFree() would.
  * /sys/module/kvmem_p2p_mock/parameters/live counts page tables held.
+ * Fault injection, for the client's error paths:
+ *  - put_fail=N: the next N nvidia_p2p_put_pages() calls fail with -EINVAL
+ *    and leave the table live, as when the driver has a free callback
+ *    pending (or lost); free_va fires it later, or never.
+ *  - cb_in_get=N: the next N nvidia_p2p_get_pages() calls fire the free
+ *    callback before they return (cudaFree racing the pin).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -42,6 +48,28 @@ struct mock_table {
 static DEFINE_MUTEX(mock_lock);		/* protects mock_tables, listed */
 static LIST_HEAD(mock_tables);
 static atomic_t mock_live = ATOMIC_INIT(0);
+
+static int put_fail;
+module_param(put_fail, int, 0644);
+MODULE_PARM_DESC(put_fail, "Fail the next N nvidia_p2p_put_pages() calls");
+
+static int cb_in_get;
+module_param(cb_in_get, int, 0644);
+MODULE_PARM_DESC(cb_in_get,
+		 "Fire the free callback inside the next N nvidia_p2p_get_pages()");
+
+/* Consume one of the N injected faults counted by *param. */
+static bool mock_inject(int *param)
+{
+	bool hit;
+
+	mutex_lock(&mock_lock);
+	hit = READ_ONCE(*param) > 0;
+	if (hit)
+		WRITE_ONCE(*param, *param - 1);
+	mutex_unlock(&mock_lock);
+	return hit;
+}
 
 static void mock_table_free(struct mock_table *t)
 {
@@ -98,11 +126,19 @@ int nvidia_p2p_get_pages(uint64_t p2p_token, uint32_t va_space,
 	t->cb = free_callback;
 	t->data = data;
 
+	*page_table = &t->pt;
+	if (mock_inject(&cb_in_get)) {
+		/* Freed before get_pages returns: the client gets the table
+		 * and the callback, and must give the table back. */
+		pr_info("firing free callback inside get_pages for 0x%llx\n",
+			virtual_address);
+		free_callback(data);
+		return 0;
+	}
 	mutex_lock(&mock_lock);
 	list_add_tail(&t->node, &mock_tables);
 	t->listed = true;
 	mutex_unlock(&mock_lock);
-	*page_table = &t->pt;
 	return 0;
 
 err_free:
@@ -119,6 +155,10 @@ int nvidia_p2p_put_pages(uint64_t p2p_token, uint32_t va_space,
 	struct mock_table *t = container_of(page_table, struct mock_table, pt);
 	bool listed;
 
+	if (mock_inject(&put_fail)) {
+		pr_info("failing put_pages for 0x%llx as asked\n", virtual_address);
+		return -EINVAL;
+	}
 	mutex_lock(&mock_lock);
 	listed = t->listed && t->va == virtual_address;
 	if (listed) {

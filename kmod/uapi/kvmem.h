@@ -5,12 +5,12 @@
  *
  * Every ioctl argument starts with a __u32 size holding sizeof() of the
  * caller's struct. The kernel accepts any size from the first published
- * size (KVMEM_*_SIZE_VER0) up: a shorter struct is -EINVAL, a longer one
- * must have only zero bytes beyond what the kernel knows (-E2BIG
- * otherwise), and fields the caller does not know are zero-filled on input
- * and not written on output. Only _IOC_TYPE and _IOC_NR of the command are
- * matched, so a caller built against a newer header still reaches the same
- * handler.
+ * size (KVMEM_*_SIZE_VER0) up to a page: a shorter struct is -EINVAL, one
+ * above a page -E2BIG, a longer one must have only zero bytes beyond what
+ * the kernel knows (-E2BIG otherwise), and fields the caller does not know
+ * are zero-filled on input and not written on output. Only _IOC_TYPE and
+ * _IOC_NR of the command are matched, so a caller built against a newer
+ * header still reaches the same handler.
  */
 #ifndef _UAPI_KVMEM_H
 #define _UAPI_KVMEM_H
@@ -108,7 +108,7 @@ struct kvmem_query {
 	__u32 state;		/* out: KVMEM_STATE_* */
 	__u64 pages;		/* out: base pages */
 	__u64 huge_pages;	/* out: of which in huge pages (2 MiB each) */
-	__s32 numa_node;	/* out: node of the first page, -1 if mixed/unknown */
+	__s32 numa_node;	/* out: node of every page, -1 if mixed/unknown */
 	__u32 mapped;		/* out: live mappings (VMAs) */
 	__u32 dmabufs;		/* out: live dma-buf exports */
 	__u32 reserved2;
@@ -118,7 +118,7 @@ struct kvmem_query {
 
 struct kvmem_export {
 	__u32 size;		/* in */
-	__u32 flags;		/* in: 0 (the fd is always O_CLOEXEC | O_RDWR) */
+	__u32 flags;		/* in: 0 (fd: O_CLOEXEC, O_RDONLY for a read-only pin) */
 	__u64 handle;		/* in */
 	__s32 fd;		/* out: dma-buf file descriptor */
 	__u32 reserved;

@@ -69,10 +69,17 @@ static void case_sizes(void)
 		buf[0] = t[i].ks + 16;
 		buf[t[i].ks / 4 + 2] = 0xdead;
 		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
-		/* absurdly long and unreadable: EFAULT, not a hang */
-		buf[0] = 1u << 30;
+		/* up to a page is scanned for zeroes; unreadable: EFAULT */
+		buf[0] = 4096;
 		buf[t[i].ks / 4 + 2] = 0;
 		EXPECT(ioctl(fd, t[i].cmd, buf), EFAULT, "err_other");
+		/* above a page: E2BIG before reading any of it */
+		buf[0] = 4097;
+		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
+		buf[0] = 1u << 30;
+		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
+		buf[0] = UINT32_MAX;
+		EXPECT(ioctl(fd, t[i].cmd, buf), E2BIG, "err_inval");
 	}
 	/* longer with a zero tail is accepted, and only ks bytes written */
 	memset(buf, 0, 256);
@@ -280,6 +287,38 @@ static void case_copy_out_fails(void)
 	kvt_end();
 }
 
+/*
+ * An O_RDONLY fd maps MAP_SHARED read-only (the VFS clears VM_SHARED and
+ * VM_MAYWRITE, leaving VM_MAYSHARE; it used to be EINVAL); writable or
+ * private mappings of it are refused.
+ */
+static void case_rdonly(void)
+{
+	struct kvt_snap s;
+	uint64_t h = 0;
+	uint8_t *m;
+	int rfd;
+
+	kvt_begin("rdonly_fd_maps_read_only");
+	kvt_snap(&s);
+	rfd = open(KVMEM_DEV_PATH, O_RDONLY | O_CLOEXEC);
+	CHECK(rfd >= 0 && kvt_alloc(rfd, 65536, 0, -1, &h) == 0, "ALLOC on an O_RDONLY fd");
+	m = mmap(NULL, 65536, PROT_READ, MAP_SHARED, rfd, h << 12);
+	CHECK(m != MAP_FAILED, "PROT_READ MAP_SHARED of an O_RDONLY fd: %s", strerror(errno));
+	if (m != MAP_FAILED) {
+		CHECK(m[0] == 0 && m[65535] == 0, "not zeroed");
+		CHECK(kvt_touch(m, 1) == SIGSEGV, "read-only mapping was writable");
+		CHECK_ERR(mprotect(m, 65536, PROT_READ | PROT_WRITE), EACCES);
+		munmap(m, 65536);
+	}
+	CHECK_ERR(mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, h << 12), EACCES);
+	CHECK_ERR(mmap(NULL, 65536, PROT_READ, MAP_PRIVATE, rfd, h << 12), EINVAL);
+	if (rfd >= 0)
+		close(rfd);
+	CHECK_SNAP_SAME(&s, "O_RDONLY fd");
+	kvt_end();
+}
+
 int main(void)
 {
 	fd = kvt_open();
@@ -295,6 +334,7 @@ int main(void)
 	case_handles();
 	case_mmap();
 	case_copy_out_fails();
+	case_rdonly();
 	close(fd);
 	return kvt_exit();
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* kvt_basic.c - success path of every kvmem ioctl, data checked byte for
  * byte through two mappings and through the dma-buf's mapping. */
+#include <sys/syscall.h>
+
 #include "kvt.h"
 
 #define MiB (1ul << 20)
@@ -347,6 +349,48 @@ static void case_rmmod_busy(void)
 	kvt_end();
 }
 
+/*
+ * QUERY's numa_node of a user pin is the node of every page, -1 when they
+ * differ (it used to be the first page's): one page bound to each node.
+ */
+static void case_pin_user_numa(void)
+{
+	struct kvmem_pin_user p = { .size = sizeof(p), .length = 8192 };
+	struct kvmem_query q;
+	unsigned long mask;
+	uint8_t *buf;
+	int nfd;
+
+	if (access("/sys/devices/system/node/node1", F_OK)) {
+		kvt_skip("pin_user_numa_mixed", "only one NUMA node");
+		return;
+	}
+	kvt_begin("pin_user_numa_mixed");
+	nfd = kvt_open();
+	buf = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (int n = 0; n < 2; n++) {
+		mask = 1ul << n;
+		/* MPOL_BIND = 2 */
+		CHECK(syscall(SYS_mbind, buf + n * 4096, 4096, 2, &mask, 8 * sizeof(mask), 0) == 0,
+		      "mbind node %d: %s", n, strerror(errno));
+		buf[n * 4096] = 1;
+	}
+	p.addr = (uintptr_t)buf;
+	CHECK(ioctl(nfd, KVMEM_IOC_PIN_USER, &p) == 0, "PIN_USER: %s", strerror(errno));
+	CHECK(kvt_query(nfd, p.handle, &q) == 0 && q.numa_node == -1,
+	      "numa_node %d for pages on nodes 0 and 1, want -1", q.numa_node);
+	CHECK(kvt_free(nfd, p.handle) == 0, "FREE");
+	p.length = 4096;
+	p.addr = (uintptr_t)buf + 4096;
+	CHECK(ioctl(nfd, KVMEM_IOC_PIN_USER, &p) == 0, "PIN_USER");
+	CHECK(kvt_query(nfd, p.handle, &q) == 0 && q.numa_node == 1,
+	      "numa_node %d for a page on node 1", q.numa_node);
+	kvt_free(nfd, p.handle);
+	munmap(buf, 8192);
+	close(nfd);
+	kvt_end();
+}
+
 int main(void)
 {
 	fd = kvt_open();
@@ -360,6 +404,7 @@ int main(void)
 	case_numa();
 	case_dmabuf();
 	case_pin_user();
+	case_pin_user_numa();
 	case_close_frees();
 	case_refault();
 	case_rmmod_busy();

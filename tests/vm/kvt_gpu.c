@@ -193,6 +193,108 @@ static void case_gpu_close(void)
 	kvt_end();
 }
 
+#define VA3 ((1ull << 40) + (2ull << 30))
+
+static int mock_set(const char *name, long v)
+{
+	char path[128], b[32];
+	int f, n;
+
+	snprintf(path, sizeof(path), MOCK "%s", name);
+	f = open(path, O_WRONLY);
+	if (f < 0)
+		return -1;
+	n = snprintf(b, sizeof(b), "%ld", v);
+	n = write(f, b, n) == n ? 0 : -1;
+	close(f);
+	return n;
+}
+
+/* Child: pin VA3, optionally map it, and drop it (the release runs). */
+static int put_fail_child(int mapped)
+{
+	struct kvmem_pin_gpu g = { .size = sizeof(g), .addr = VA3, .length = 4 << 16 };
+	int cfd = kvt_open();
+	uint8_t *m = NULL;
+
+	if (cfd < 0 || ioctl(cfd, KVMEM_IOC_PIN_GPU, &g))
+		return 2;
+	if (mapped) {
+		m = mmap(NULL, 4 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, cfd,
+			 g.mmap_offset);
+		if (m == MAP_FAILED)
+			return 3;
+		m[0] = 1;
+	}
+	if (mock_set("put_fail", 1))
+		return 4;
+	if (kvt_free(cfd, g.handle))
+		return 5;
+	if (m)
+		munmap(m, 4 << 16);	/* the release runs in VMA close */
+	close(cfd);
+	return 0;
+}
+
+/*
+ * nvidia_p2p_put_pages fails and no callback follows (defect 6): the
+ * release must not wait for one (it did, forever, in D state under
+ * mmap_lock). The table stays with the driver until a callback comes,
+ * which then frees it and the region's remains.
+ */
+static void case_put_fail(int mapped)
+{
+	struct kvt_snap s;
+	int st = 0, done = 0;
+	pid_t pid;
+
+	kvt_begin(mapped ? "gpu_put_pages_fails_mapped" : "gpu_put_pages_fails");
+	kvt_snap(&s);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(put_fail_child(mapped));
+	for (int i = 0; i < 100 && !done; i++) {
+		done = waitpid(pid, &st, WNOHANG) == pid;
+		if (!done)
+			usleep(100000);
+	}
+	CHECK(done, "the release hung waiting for a free callback that never came");
+	if (!done) {
+		mock_free(VA3);		/* unblock it */
+		waitpid(pid, &st, 0);
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+	CHECK_SNAP_SAME(&s, "failed put_pages");
+	if (done)
+		CHECK(mock_live() == 1, "the table should be left to the driver: live %ld",
+		      mock_live());
+	/* the late callback frees what was left */
+	CHECK(mock_free(VA3) == 0, "free_va");
+	CHECK(mock_live() == 0, "table still held after the late callback: %ld", mock_live());
+	mock_set("put_fail", 0);
+	kvt_end();
+}
+
+/* cudaFree races the pin: the callback fires inside get_pages. */
+static void case_cb_in_get(void)
+{
+	struct kvmem_pin_gpu g = { .size = sizeof(g), .addr = VA3, .length = 4 << 16 };
+	struct kvt_snap s;
+
+	kvt_begin("gpu_callback_inside_get_pages");
+	kvt_snap(&s);
+	CHECK(mock_set("cb_in_get", 1) == 0, "cb_in_get");
+	CHECK_ERR(ioctl(fd, KVMEM_IOC_PIN_GPU, &g), ENXIO);
+	CHECK(mock_live() == 0, "table not given back: live %ld", mock_live());
+	CHECK_SNAP_SAME(&s, "callback inside get_pages");
+	/* and the next pin works normally */
+	CHECK(ioctl(fd, KVMEM_IOC_PIN_GPU, &g) == 0, "PIN_GPU after: %s", strerror(errno));
+	CHECK(kvt_free(fd, g.handle) == 0 && mock_live() == 0, "FREE");
+	mock_set("cb_in_get", 0);
+	kvt_end();
+}
+
 int main(void)
 {
 	struct kvmem_info in = { .size = sizeof(in) };
@@ -208,6 +310,9 @@ int main(void)
 	}
 	case_gpu();
 	case_gpu_close();
+	case_cb_in_get();
+	case_put_fail(0);
+	case_put_fail(1);
 	close(fd);
 	return kvt_exit();
 }

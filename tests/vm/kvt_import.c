@@ -53,6 +53,60 @@ static int open_vgem(void)
 	return fd;
 }
 
+/*
+ * A user pin's dma-buf carries the pin's direction (issue 12, defect 4): a
+ * read-only pin exports an O_RDONLY fd that no importer can map for device
+ * writes (vgem maps DMA_BIDIRECTIONAL at import: EACCES); a KVMEM_PIN_WRITE
+ * pin exports O_RDWR and imports.
+ */
+static void case_pin_direction(int vg)
+{
+	struct kvt_drm_gem_close gc = { 0 };
+	struct kvt_drm_prime_handle ph;
+	struct kvmem_pin_user p;
+	struct kvmem_export e;
+	struct kvt_snap s;
+	size_t len = 65536;
+	uint8_t *u;
+	int fd, w;
+
+	kvt_begin("dmabuf_pin_direction");
+	kvt_snap(&s);
+	fd = kvt_open();
+	u = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(fd >= 0 && u != MAP_FAILED, "open/mmap");
+	memset(u, 0x5a, len);
+	for (w = 0; w < 2; w++) {
+		p = (struct kvmem_pin_user){ .size = sizeof(p), .addr = (uintptr_t)u,
+					     .length = len, .flags = w ? KVMEM_PIN_WRITE : 0 };
+		CHECK(ioctl(fd, KVMEM_IOC_PIN_USER, &p) == 0, "PIN_USER %d", w);
+		e = (struct kvmem_export){ .size = sizeof(e), .handle = p.handle };
+		CHECK(ioctl(fd, KVMEM_IOC_EXPORT_DMABUF, &e) == 0, "EXPORT %d", w);
+		CHECK((fcntl(e.fd, F_GETFL) & O_ACCMODE) == (w ? O_RDWR : O_RDONLY),
+		      "%s pin exported with access mode %d", w ? "writable" : "read-only",
+		      fcntl(e.fd, F_GETFL) & O_ACCMODE);
+		ph = (struct kvt_drm_prime_handle){ .fd = e.fd };
+		errno = 0;
+		if (w) {
+			CHECK(ioctl(vg, KVT_DRM_PRIME_FD_TO_HANDLE, &ph) == 0,
+			      "import of a writable pin: %s", strerror(errno));
+			gc.handle = ph.handle;
+			CHECK(ioctl(vg, KVT_DRM_GEM_CLOSE, &gc) == 0, "GEM_CLOSE");
+		} else {
+			CHECK(ioctl(vg, KVT_DRM_PRIME_FD_TO_HANDLE, &ph) == -1 &&
+			      errno == EACCES,
+			      "bidirectional import of a read-only pin: %s, want EACCES",
+			      errno ? strerror(errno) : "it worked");
+		}
+		close(e.fd);
+		CHECK(kvt_free(fd, p.handle) == 0, "FREE");
+	}
+	munmap(u, len);
+	close(fd);
+	CHECK_SNAP_SAME(&s, "pin direction");
+	kvt_end();
+}
+
 int main(void)
 {
 	size_t len = 2 << 20;
@@ -99,5 +153,10 @@ out:
 	close(vg);
 	CHECK_SNAP_SAME(&s, "vgem import");
 	kvt_end();
+	vg = open_vgem();
+	if (vg >= 0) {
+		case_pin_direction(vg);
+		close(vg);
+	}
 	return kvt_exit();
 }

@@ -149,9 +149,156 @@ out:
 	kvt_end();
 }
 
-int main(void)
+/* In a fork child: every page of m must fault, read and write. */
+static int child_sees_nothing(uint8_t *m, size_t len, const char *what)
 {
+	for (size_t off = 0; off < len; off += 4096) {
+		int r = kvt_touch(m + off, 0), w = kvt_touch(m + off, 1);
+
+		/* the read-only part faults SIGSEGV on write, before kvmem */
+		if (r != SIGBUS || (w != SIGBUS && w != SIGSEGV)) {
+			printf("  %s: child access at +%zu: read signal %d, write signal %d (want SIGBUS)\n",
+			       what, off, r, w);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * MADV_DOFORK clears VM_DONTCOPY: the child's copy of a host mapping (of
+ * /dev/kvmem and of a dma-buf) must map nothing, and the parent's mapping
+ * and data stay as they were (issue 12, defect 9).
+ */
+static void case_dofork(void)
+{
+	struct kvmem_export e = { .size = sizeof(e) };
+	size_t len = 4 << 20;
+	uint64_t h = 0, seed = kvt_seed();
+	struct kvmem_query q;
+	struct kvt_snap s;
+	uint8_t *m, *d;
+	int fd, st;
+	pid_t pid;
+
+	kvt_begin("madv_dofork_child_sees_nothing");
+	kvt_snap(&s);
+	fd = kvt_open();
+	CHECK(fd >= 0 && kvt_alloc(fd, len, 0, -1, &h) == 0, "ALLOC");
+	m = kvt_map(fd, h, len);
+	e.handle = h;
+	CHECK(ioctl(fd, KVMEM_IOC_EXPORT_DMABUF, &e) == 0, "EXPORT");
+	d = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, e.fd, 0);
+	CHECK(m != NULL && d != MAP_FAILED, "map");
+	if (!m || d == MAP_FAILED)
+		goto out;
+	kvt_fill(m, len, seed);
+	CHECK_OK(madvise(m, len, MADV_DOFORK));
+	CHECK_OK(madvise(d, len, MADV_DOFORK));
+	/* split the VMA too: each part is copied on its own */
+	CHECK_OK(mprotect(m + (1 << 20), 4096, PROT_READ));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int bad = child_sees_nothing(m, len, "/dev/kvmem mapping") |
+			  child_sees_nothing(d, len, "dma-buf mapping");
+
+		/* and a grandchild after another MADV_DOFORK */
+		if (!bad && madvise(m, len, MADV_DOFORK) == 0) {
+			pid_t g = fork();
+
+			if (g == 0) {
+				int b = child_sees_nothing(m, len, "grandchild");
+
+				fflush(stdout);
+				_exit(b);
+			}
+			bad |= waitpid(g, &st, 0) != g || !WIFEXITED(st) ||
+			       WEXITSTATUS(st);
+		}
+		munmap(m, len);
+		fflush(stdout);
+		_exit(bad);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the child reached the parent's pages (status 0x%x)", st);
+	CHECK(kvt_verify(m, len, seed) < 0 && kvt_verify(d, len, seed) < 0,
+	      "parent's data changed across fork");
+	CHECK(kvt_query(fd, h, &q) == 0 && q.mapped == 4,
+	      "mapped %u after fork, want 4 (three parts + dma-buf)", q.mapped);
+	munmap(m, len);
+	munmap(d, len);
+	close(e.fd);
+	CHECK(kvt_free(fd, h) == 0, "FREE");
+out:
+	close(fd);
+	CHECK_SNAP_SAME(&s, "MADV_DOFORK fork");
+	kvt_end();
+}
+
+/*
+ * After execve() the same process is a new image with a new mm: an fd it
+ * opened without O_CLOEXEC must be foreign to it (every ioctl and mmap
+ * EACCES), or its charges would go to the dead mm (issue 12, item 11).
+ * Runs in the exec'd image: prints its own detail, returns the status.
+ */
+static int exec_child(int fd, uint64_t h)
+{
+	struct kvmem_info in = { .size = sizeof(in) };
+	struct kvmem_alloc a = { .size = sizeof(a), .length = 65536, .numa_node = -1 };
+	struct kvmem_free f = { .size = sizeof(f), .handle = h };
+	int bad = 0;
+
+	if (ioctl(fd, KVMEM_IOC_INFO, &in) != -1 || errno != EACCES)
+		bad = printf("  INFO after exec: errno %d, want EACCES\n", errno);
+	if (ioctl(fd, KVMEM_IOC_ALLOC, &a) != -1 || errno != EACCES)
+		bad = printf("  ALLOC after exec: errno %d, want EACCES\n", errno);
+	if (ioctl(fd, KVMEM_IOC_FREE, &f) != -1 || errno != EACCES)
+		bad = printf("  FREE after exec: errno %d, want EACCES\n", errno);
+	if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, h << 12) != MAP_FAILED ||
+	    errno != EACCES)
+		bad = printf("  mmap after exec: errno %d, want EACCES\n", errno);
+	fflush(stdout);
+	return bad ? 1 : 0;
+}
+
+static void case_exec(void)
+{
+	struct kvt_snap s;
+	char fds[16], hs[32];
+	uint64_t h = 0;
+	int st;
+	pid_t pid;
+
+	kvt_begin("exec_same_pid_new_image_eacces");
+	kvt_snap(&s);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(KVMEM_DEV_PATH, O_RDWR);	/* inherited by the new image */
+
+		if (fd < 0 || kvt_alloc(fd, 65536, 0, -1, &h))
+			_exit(2);
+		snprintf(fds, sizeof(fds), "%d", fd);
+		snprintf(hs, sizeof(hs), "%llu", (unsigned long long)h);
+		execl("/proc/self/exe", "kvt_share", "--exec-child", fds, hs, (char *)NULL);
+		_exit(3);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the new image could use the old one's fd (status 0x%x)", st);
+	CHECK_SNAP_SAME(&s, "exec");
+	kvt_end();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--exec-child"))
+		return exec_child(atoi(argv[2]), strtoull(argv[3], NULL, 0));
 	case_scm_rights();
 	case_fork();
+	case_dofork();
+	case_exec();
 	return kvt_exit();
 }

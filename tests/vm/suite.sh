@@ -9,7 +9,7 @@ build=${KV_BUILD:?}
 res=$out/results.txt
 logs=$out/logs
 bin=$build/vm/bin
-kmod=$build/vm/kmod-mock/kmod
+kmod=${KV_VM_KMOD:-$build/vm/kmod-mock/kmod}
 mkdir -p "$logs"
 : >"$res"
 cd /tmp || exit 1
@@ -81,7 +81,9 @@ uname -r >"$logs/uname.txt"
 
 # --- the default build (no GPU provider), when it was built ---
 if want nogpu && [ -r "$src/kmod/kvmem.ko" ]; then
-	if [ -n "$(modinfo -F depends "$src/kmod/kvmem.ko" 2>/dev/null)" ]; then
+	if [ "$(modinfo -F vermagic "$src/kmod/kvmem.ko" 2>/dev/null | cut -d' ' -f1)" != "$(uname -r)" ]; then
+		record "SKIP nogpu: kmod/kvmem.ko was built for another kernel than $(uname -r)"
+	elif [ -n "$(modinfo -F depends "$src/kmod/kvmem.ko" 2>/dev/null)" ]; then
 		record "SKIP nogpu: kmod/kvmem.ko was built with a GPU provider"
 	elif insmod "$src/kmod/kvmem.ko" >"$logs/nogpu_load.log" 2>&1; then
 		run_case nogpu 60 "$bin/kvt_nogpu"
@@ -92,8 +94,19 @@ if want nogpu && [ -r "$src/kmod/kvmem.ko" ]; then
 fi
 
 # --- load ---
+# /dev/kvmem is root:$kvgid 0660 (kvt_perm checks who may open it); a
+# world-accessible mode is refused at load.
+kvgid=4242
 if insmod "$kmod/mock/kvmem_p2p_mock.ko" >"$logs/load.log" 2>&1 &&
-	insmod "$kmod/kvmem.ko" >>"$logs/load.log" 2>&1 &&
+	if want load_mode; then
+		if insmod "$kmod/kvmem.ko" mode=0666 >>"$logs/load.log" 2>&1; then
+			rmmod kvmem
+			record "FAIL load_mode: mode=0666 was accepted"
+		else
+			record "PASS load_mode: mode=0666 (world-accessible) refused"
+		fi
+	fi &&
+	insmod "$kmod/kvmem.ko" group=$kvgid >>"$logs/load.log" 2>&1 &&
 	[ -c /dev/kvmem ] && [ -r /proc/driver/kvmem/stats ]; then
 	record "PASS load: kvmem.ko and kvmem_p2p_mock.ko loaded, /dev/kvmem present"
 	loaded=1
@@ -104,8 +117,9 @@ fi
 
 if [ $loaded -eq 1 ]; then
 	modprobe loop 2>/dev/null
+	modprobe ext4 2>/dev/null
 	modprobe vgem 2>/dev/null
-	for t in basic badinput memlock kill share gpu race import uring rdma kvctl fuzz; do
+	for t in basic badinput copyout perm node memlock memcg kill share gpu race import uring rdma kvctl fuzz; do
 		[ -x "$bin/kvt_$t" ] || continue
 		if [ $t = rdma ] && want rdma; then
 			rdma_setup >"$logs/rdma_setup.log" 2>&1

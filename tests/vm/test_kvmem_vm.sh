@@ -6,7 +6,12 @@
 # The guest sees the host's / read-only over 9p and writes its report into
 # $KV_BUILD/vm/run.*/out (a second, writable 9p share; $KV_BUILD/vm/last
 # points at the latest run).
-# Env: KV_VM_MEM (MiB, default 2048), KV_VM_TIMEOUT (s, default 780),
+# Env: KV_VM_KVER, KV_VM_ROOT, KV_VM_KMOD (the guest kernel's version, the
+# tree it was unpacked into (/boot/vmlinuz-KVER and /lib/modules/KVER under
+# it; default: the host's own /), and the directory of the kvmem.ko and
+# kvmem_p2p_mock.ko built for it; default: the host headers' kernel and
+# $KV_BUILD/vm/kmod-mock/kmod; test_kvmem_vm_612.sh sets them),
+# KV_VM_MEM (MiB, default 2048), KV_VM_TIMEOUT (s, default 780),
 # KV_VM_ONLY (space-separated case names to run, default all),
 # KV_RDMA_SECONDS, KV_RDMA_ROUNDS (length and count of the remote tier's RDMA
 # throughput runs).
@@ -19,12 +24,20 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 qemu=$(command -v qemu-system-x86_64) ||
 	skip "qemu-system-x86_64 not installed (make deps-test installs qemu-system-x86)"
-[ -r "$vm/kver" ] && [ -r "$vm/kmod-mock/kmod/kvmem.ko" ] ||
-	skip "kvmem.ko not built: no kernel headers (linux-headers-amd64) at make time"
-kver=$(cat "$vm/kver")
-kernel=/boot/vmlinuz-$kver
+kroot=${KV_VM_ROOT:-}
+kmoddir=${KV_VM_KMOD:-$vm/kmod-mock/kmod}
+if [ -n "${KV_VM_KVER:-}" ]; then
+	kver=$KV_VM_KVER
+else
+	[ -r "$vm/kver" ] || skip "kvmem.ko not built: no kernel headers (linux-headers-amd64) at make time"
+	kver=$(cat "$vm/kver")
+fi
+[ -r "$kmoddir/kvmem.ko" ] && [ -r "$kmoddir/mock/kvmem_p2p_mock.ko" ] ||
+	skip "kvmem.ko not built for $kver ($kmoddir)"
+kernel=$kroot/boot/vmlinuz-$kver
+moddir=$kroot/lib/modules/$kver
 [ -r "$kernel" ] || skip "no kernel image $kernel (linux-image-$kver) for the module's headers"
-[ -d "/lib/modules/$kver/kernel" ] || skip "no /lib/modules/$kver for the guest"
+[ -r "$moddir/modules.dep" ] || skip "no $moddir/modules.dep for the guest"
 busybox=$(command -v busybox) || skip "busybox not installed (busybox-static)"
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 	[ -x /bin/busybox ] || skip "busybox is not static (install busybox-static)"
@@ -38,15 +51,27 @@ out=$run/out
 mkdir -p "$ird/bin" "$ird/lib/modules" "$ird/proc" "$ird/sys" "$ird/dev" \
 	"$ird/mnt" "$out"
 cp "$busybox" "$ird/bin/busybox"
-mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p"
-for m in $mods; do
-	f=$(find "/lib/modules/$kver/kernel" -name "$m.ko*" | head -n 1)
-	[ -n "$f" ] || skip "guest module $m missing from /lib/modules/$kver"
-	case $f in
-	*.xz) xz -dc "$f" >"$ird/lib/modules/$m.ko" ;;
-	*.zst) zstd -dcq "$f" >"$ird/lib/modules/$m.ko" ;;
-	*) cp "$f" "$ird/lib/modules/$m.ko" ;;
-	esac
+# virtio-pci and 9p with what they depend on (modules.dep), in load order;
+# whatever the kernel has built in is skipped.
+mods=''
+for want in virtio_pci 9pnet_virtio 9p; do
+	if grep -q "/$want\.ko" "$moddir/modules.builtin" 2>/dev/null; then
+		continue
+	fi
+	line=$(grep -E "/$want\.ko(\.xz|\.zst|\.gz)?:" "$moddir/modules.dep" | head -n 1)
+	[ -n "$line" ] || skip "guest module $want missing from $moddir"
+	deps=($(echo "${line#*:}" | tr ' ' '\n' | tac) "${line%%:*}")
+	for f in "${deps[@]}"; do
+		[ -n "$f" ] || continue
+		m=$(basename "$f"); m=${m%%.ko*}
+		[[ " $mods " == *" $m "* ]] && continue
+		case $f in
+		*.xz) xz -dc "$moddir/$f" >"$ird/lib/modules/$m.ko" ;;
+		*.zst) zstd -dcq "$moddir/$f" >"$ird/lib/modules/$m.ko" ;;
+		*) cp "$moddir/$f" "$ird/lib/modules/$m.ko" ;;
+		esac || skip "cannot copy guest module $f"
+		mods="$mods $m"
+	done
 done
 hidden_src='' hidden_build=''
 extra=()
@@ -75,13 +100,19 @@ mount -t tmpfs run /mnt/run
 [ -n "$hidden_src" ] && mkdir -p /mnt$src && mount -t 9p -o \$o,ro kvsrc /mnt$src
 [ -n "$hidden_build" ] && mkdir -p /mnt$build && mount -t 9p -o \$o,ro kvbuild /mnt$build
 mount -t 9p -o \$o results /mnt$out || echo "init: cannot mount results"
+# a kernel unpacked under the build tree: its modules where modprobe looks
+if [ -n "$kroot" ]; then
+	mount -t tmpfs mods /mnt/lib/modules
+	mkdir -p /mnt/lib/modules/$kver
+	mount --bind /mnt$moddir /mnt/lib/modules/$kver
+fi
 mount --bind /proc /mnt/proc
 mount --bind /sys /mnt/sys
 mount --bind /dev /mnt/dev
 mkdir -p /mnt/dev/shm /mnt/dev/pts 2>/dev/null
 mount -t tmpfs shm /mnt/dev/shm
 echo "init: running suite"
-KV_SRC=$src KV_BUILD=$build KV_VM_OUT=$out KV_VM_ONLY="${KV_VM_ONLY:-}" \
+KV_SRC=$src KV_BUILD=$build KV_VM_OUT=$out KV_VM_ONLY="${KV_VM_ONLY:-}" KV_VM_KMOD=$kmoddir \
 	KV_RDMA_SECONDS="${KV_RDMA_SECONDS:-}" KV_RDMA_ROUNDS="${KV_RDMA_ROUNDS:-}" PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
 	chroot /mnt /bin/bash $src/tests/vm/suite.sh
 echo "init: suite exited \$?"
@@ -93,6 +124,7 @@ chmod 755 "$ird/init"
 
 # --- boot: 2 vCPUs on 2 NUMA nodes ---
 mem=${KV_VM_MEM:-2048}
+echo "kernel $kver, kvmem.ko from $kmoddir"
 echo "booting $kernel under TCG (2 vCPUs, 2 NUMA nodes, $mem MiB)"
 start=$(date +%s)
 timeout -k 10 "${KV_VM_TIMEOUT:-780}" "$qemu" \
