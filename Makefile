@@ -59,12 +59,13 @@ BENCH_CMDS := $(KVCTL) bench
 INSTALL_TARGETS :=
 
 .DEFAULT_GOAL := all
+include libkv/server/server.mk
 -include $(sort $(wildcard kmod/*.mk kernels/*.mk tests/*/*.mk))
 
 export KV_BUILD := $(BUILD)
 export KV_SRC := $(CURDIR)
 
-.PHONY: all deps deps-test test test-run run bench bench-run install clean
+.PHONY: all deps deps-test test test-run run bench bench-run install clean FORCE
 # Keep objects built through pattern chains (unit test objects).
 .SECONDARY:
 all: deps $(ALL_TARGETS)
@@ -84,19 +85,25 @@ ifneq ($(filter x86_64,$(shell uname -m)),)
 $(BUILD)/obj/libkv/src/checksum_avx2.o: KV_CFLAGS += -mavx2
 endif
 
-$(LIBKV_A): $(LIB_OBJS)
-	@rm -f $@
-	$(AR) rcs $@ $^
+# The object list, rewritten only when it changes: a source that leaves
+# libkv (as server.c did) rebuilds the libraries without it.
+$(BUILD)/obj/libkv.objs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LIB_OBJS)' | cmp -s - $@ || echo '$(LIB_OBJS)' > $@
 
-$(LIBKV_SO): $(LIB_OBJS) libkv/libkv.map
+$(LIBKV_A): $(LIB_OBJS) $(BUILD)/obj/libkv.objs
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+$(LIBKV_SO): $(LIB_OBJS) $(BUILD)/obj/libkv.objs libkv/libkv.map
 	$(CC) -shared -Wl,-soname,libkv.so.$(KV_SOVERSION) \
 		-Wl,--version-script=libkv/libkv.map -Wl,-z,defs \
 		$(KV_LDFLAGS) -o $@ $(LIB_OBJS) $(KV_LDLIBS)
 	ln -sf libkv.so.$(KV_VERSION) $(BUILD)/libkv.so.$(KV_SOVERSION)
 	ln -sf libkv.so.$(KV_SOVERSION) $(BUILD)/libkv.so
 
-$(KVCTL): $(KVCTL_OBJS) $(LIBKV_A)
-	$(CC) $(KV_LDFLAGS) -o $@ $(KVCTL_OBJS) $(LIBKV_A) $(KV_LDLIBS)
+$(KVCTL): $(KVCTL_OBJS) $(KVSERVER_A) $(LIBKV_A)
+	$(CC) $(KV_LDFLAGS) -o $@ $(KVCTL_OBJS) $(KVSERVER_A) $(LIBKV_A) $(KVSERVER_LDLIBS) $(KV_LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LIB_OBJS) $(LIBKV_A)
 	@mkdir -p $(dir $@)
