@@ -2,8 +2,6 @@
 # tests (two servers on loopback, security, malformed frames, fuzzing) and
 # the TCP benchmark against iperf3. Included by the top Makefile.
 
-KV_LDLIBS += -lcrypto -libverbs
-DEPS_BUILD += libssl-dev libibverbs-dev
 DEPS_TEST += iperf3 clang
 
 REMOTE_DIR := $(BUILD)/tests/remote
