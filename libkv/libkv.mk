@@ -10,8 +10,11 @@ LIBKV_A := $(BUILD)/libkv.a
 LIBKV_SO := $(BUILD)/libkv.so.$(KV_VERSION)
 LIBKV_PC := $(BUILD)/libkv.pc
 
-LIBKV_LDLIBS := -lxxhash -luring -lcrypto -libverbs -lpthread -ldl -lm
-DEPS_BUILD += libxxhash-dev liburing-dev libssl-dev libibverbs-dev
+# nettle: HMAC-SHA256 for the remote tier's AUTH answer (proto.c). It is
+# small, has no global state, and libnettle8 is on every Debian system (apt
+# needs it through libgnutls30); libcrypto would be 5 MiB for one function.
+LIBKV_LDLIBS := -lxxhash -luring -lnettle -libverbs -lpthread -ldl -lm
+DEPS_BUILD += libxxhash-dev liburing-dev nettle-dev libibverbs-dev
 
 # Only called on CPUs that have AVX2 (runtime dispatch in checksum.c).
 ifneq ($(filter x86_64,$(shell uname -m)),)
