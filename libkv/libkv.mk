@@ -13,7 +13,9 @@ LIBKV_PC := $(BUILD)/libkv.pc
 # nettle: HMAC-SHA256 for the remote tier's AUTH answer (proto.c). It is
 # small, has no global state, and libnettle8 is on every Debian system (apt
 # needs it through libgnutls30); libcrypto would be 5 MiB for one function.
-LIBKV_LDLIBS := -lxxhash -luring -lnettle -libverbs -lpthread -ldl -lm
+# libibverbs is not linked: remote_rdma.c dlopen()s it on first use (its
+# header, libibverbs-dev, is still needed to build).
+LIBKV_LDLIBS := -lxxhash -luring -lnettle -lpthread -ldl -lm
 DEPS_BUILD += libxxhash-dev liburing-dev nettle-dev libibverbs-dev
 
 # Only called on CPUs that have AVX2 (runtime dispatch in checksum.c).
