@@ -10,8 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <nettle/hmac.h>
 
 #include "proto.h"
 
@@ -311,15 +310,18 @@ int kvp_auth_mac(const void *secret, size_t secret_len,
 {
 	static const char tag[] = "kvr-auth-v1";
 	uint8_t msg[sizeof(tag) - 1 + KVP_NONCE_BYTES + 16 + 24];
-	unsigned int mlen = 0;
+	struct hmac_sha256_ctx ctx;
 
+	_Static_assert(SHA256_DIGEST_SIZE == KVP_MAC_BYTES, "the MAC is one SHA-256 digest");
 	memcpy(msg, tag, sizeof(tag) - 1);
 	memcpy(msg + sizeof(tag) - 1, nonce, KVP_NONCE_BYTES);
 	kvp_put_hash(msg + sizeof(tag) - 1 + KVP_NONCE_BYTES, ns_root);
 	geom_encode(msg + sizeof(tag) - 1 + KVP_NONCE_BYTES + 16, g);
-	if (!HMAC(EVP_sha256(), secret, (int)secret_len, msg, sizeof(msg), mac, &mlen) ||
-	    mlen != KVP_MAC_BYTES)
-		return -ENOTSUP;
+	/* nettle's HMAC (libnettle8): no global state, nothing to initialise. */
+	hmac_sha256_set_key(&ctx, secret_len, secret);
+	hmac_sha256_update(&ctx, sizeof(msg), msg);
+	hmac_sha256_digest(&ctx, KVP_MAC_BYTES, mac);
+	explicit_bzero(&ctx, sizeof(ctx));   /* it holds the keyed pads */
 	return 0;
 }
 

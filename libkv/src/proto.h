@@ -217,7 +217,7 @@ int kvp_batch_decode(const uint8_t *p, size_t len, size_t ent, size_t extra);
 void kvp_batch_encode(uint8_t *p, uint32_t n);
 
 /* The MAC a client sends for AUTH: HMAC-SHA256(secret, "kvr-auth-v1" ||
- * nonce || ns_root || geometry). Returns 0, or -ENOTSUP without libcrypto. */
+ * nonce || ns_root || geometry), computed with nettle. Returns 0. */
 int kvp_auth_mac(const void *secret, size_t secret_len,
 		 const uint8_t nonce[KVP_NONCE_BYTES], kv_hash ns_root,
 		 const struct kv_geometry *g, uint8_t mac[KVP_MAC_BYTES]);

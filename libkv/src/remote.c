@@ -810,7 +810,7 @@ int kv_remote_tier_open_opts(const struct kv_remote_opts *o, struct kv_tier_ops 
 			}
 		} else if (o->rdma_dev && !(o->flags & KV_REMOTE_QUIET)) {
 			fprintf(stderr, "libkv: RDMA device %s not usable: %s; remote tier uses TCP\n",
-				o->rdma_dev, strerror(-e));
+				o->rdma_dev, e == -ELIBACC ? kvr_verbs_error() : strerror(-e));
 		}
 	}
 	*out = (struct kv_tier_ops){

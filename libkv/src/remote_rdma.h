@@ -43,9 +43,21 @@ struct kvr_qp {
 };
 
 /*
+ * libibverbs is not linked: it is dlopen()ed on first use ($KV_VERBS_LIB,
+ * else libibverbs.so.1), so a host without rdma-core runs libkv over TCP.
+ * kvr_verbs_load returns 0 once it is loaded, or -ELIBACC (quiet; every
+ * call answers the same). kvr_verbs_error says why in one phrase ("cannot
+ * load libibverbs.so.1: ..."), or returns NULL when it loaded.
+ */
+int kvr_verbs_load(void);
+const char *kvr_verbs_error(void);
+
+/*
  * Open a verbs device (name NULL: the first one) on port 1, pick the GID
  * (KV_RDMA_GID_INDEX, else the first IPv4-mapped RoCE GID, else 0).
- * Returns 0, or -ENODEV when there is none (quiet), or -errno.
+ * Returns 0, or -ENODEV when there is none (quiet), -ELIBACC when
+ * libibverbs cannot be loaded (quiet: see kvr_verbs_error), or -errno.
+ * The other kvr_* calls need a device opened by it.
  */
 int kvr_dev_open(const char *name, struct kvr_dev *d);
 void kvr_dev_close(struct kvr_dev *d);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvr_hostile.c - a memory server that answers for the wrong block: the
- * real server (libkv/src/server.c built with -DKVS_FAULTS, see kvs_fault
+ * real server (libkv/server/server.c built with -DKVS_FAULTS, see kvs_fault
  * there) behind `kvctl serve`'s options, on a real socket, TCP or RDMA.
  *
  *   kvr_hostile [kvctl serve options] --fault MODE

@@ -15,6 +15,7 @@
 #include "kv.h"
 #include "proto.h"
 #include "remote.h"
+#include "remote_rdma.h"
 #include "server.h"
 #include "util.h"
 
@@ -233,7 +234,10 @@ int kvctl_serve(int argc, char **argv)
 	int err = kvs_create(&cfg, &s);
 	memset(secret, 0, sizeof(secret));
 	if (err) {
-		if (rdma)
+		if (rdma && err == -ELIBACC)
+			fprintf(stderr, "kvctl serve: --rdma-dev %s: %s (install libibverbs1 and "
+				"ibverbs-providers, or serve TCP only)\n", rdma, kvr_verbs_error());
+		else if (rdma)
 			fprintf(stderr, "kvctl serve: cannot set up a %zu-byte pool registered with "
 				"RDMA device %s: %s%s\n", pool, rdma, strerror(-err),
 				err == -EPERM || err == -ENOMEM ? " (RLIMIT_MEMLOCK? see ulimit -l)" : "");

@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
+#include <nettle/memops.h>
 #include <xxhash.h>
 
 #include "check.h"
@@ -616,7 +616,7 @@ static int do_auth(struct kvs *s, struct conn *c)
 	if (err)
 		return err;
 	memset(c->nonce, 0, sizeof(c->nonce));   /* one answer per challenge */
-	if (CRYPTO_memcmp(mac, c->mbuf, KVP_MAC_BYTES) != 0) {
+	if (!memeql_sec(mac, c->mbuf, KVP_MAC_BYTES)) {   /* constant time */
 		s->st[KVP_ST_AUTH_FAILURES]++;
 		logf_(s, c, "auth failed (client '%s')", c->name);
 		return resp_error(s, c, -EACCES, "authentication failed", true);
