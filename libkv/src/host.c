@@ -28,17 +28,6 @@
 #define EVICT_SCAN (4 * KV_CHUNK)
 #define STALL_WAIT_NS (30 * 1000000000ll) /* a stalled store gives up (-ENOSPC) after this */
 
-static struct timespec after_ns(long long ns)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ns += ts.tv_nsec;
-	ts.tv_sec += ns / 1000000000ll;
-	ts.tv_nsec = ns % 1000000000ll;
-	return ts;
-}
-
 /* Caller holds kv->lock. Should this host block go down when evicted? */
 static bool admit(const struct kv *kv, uint32_t slot)
 {
@@ -178,7 +167,7 @@ uint32_t kv_host_slot_get(struct kv *kv, bool *dirty_full)
 
 int kv_host_stall(struct kv *kv)
 {
-	struct timespec until = after_ns(STALL_WAIT_NS);
+	struct timespec until = kv_deadline_after(STALL_WAIT_NS);
 	uint64_t gen = kv->clean_gen;
 	int rc = 0;
 
@@ -301,7 +290,7 @@ static void *flusher_main(void *arg)
 
 	pthread_mutex_lock(&kv->lock);
 	while (!kv->flush_stop) {
-		struct timespec tick = after_ns(100 * 1000000ll);
+		struct timespec tick = kv_deadline_after(100 * 1000000ll);
 		uint32_t k;
 
 		/* Sleep until there is work: above the high watermark, a stalled store, a dirty tail. */

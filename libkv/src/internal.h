@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "backend.h"
 #include "check.h"
@@ -107,6 +108,18 @@ struct kv {
 	unsigned rhead, rcount, rsize;
 	int efd;                /* readable while rcount > 0 */
 };
+
+/* CLOCK_MONOTONIC now + ns: the deadline of a timed wait on kv's condition variables. */
+static inline struct timespec kv_deadline_after(long long ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns += ts.tv_nsec;
+	ts.tv_sec += ns / 1000000000ll;
+	ts.tv_nsec = ns % 1000000000ll;
+	return ts;
+}
 
 /* The check values of host slot slot. */
 static inline uint64_t *kv_slot_check(const struct kv *kv, uint32_t slot)

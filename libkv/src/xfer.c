@@ -222,17 +222,6 @@ void kv_lower_locate(struct kv *kv, const kv_hash *h, uint32_t m, uint8_t *tier,
 	}
 }
 
-static struct timespec deadline_after(long long ns)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ns += ts.tv_nsec;
-	ts.tv_sec += ns / 1000000000ll;
-	ts.tv_nsec = ns % 1000000000ll;
-	return ts;
-}
-
 /*
  * A load (unpack into the engine) or a prefetch (stop in host memory). Each
  * chunk: see which blocks host memory holds, ask the lower tiers (no
@@ -315,7 +304,7 @@ static void run_load(struct kv *kv, struct kv_req *r, struct kv_completion *c, b
 				/* Another worker is filling it: sleep until it is published, bounded. */
 				if (!waited) {
 					waited = true;
-					wait_until = deadline_after(PENDING_WAIT_NS);
+					wait_until = kv_deadline_after(PENDING_WAIT_NS);
 				}
 				if (pthread_cond_timedwait(&kv->pend_cv, &kv->lock, &wait_until) ==
 				    ETIMEDOUT) {
