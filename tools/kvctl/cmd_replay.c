@@ -144,7 +144,8 @@ static void replay_usage(FILE *f)
 "  -q, --quiet             no progress line, no report (exit status only)\n"
 "  -h, --help              this text\n"
 "SIZE takes K, M, G suffixes (binary). Exit status: 0 ok, 1 verification\n"
-"failures or a library error, 2 usage error.\n",
+"failures, a library error or a peer that refused this client (secret,\n"
+"namespace, geometry), 2 usage error.\n",
 		DEF_TRACE_BLOCK_TOKENS, DEF_REQUESTS, DEF_SEED, DEF_CONVERSATIONS, DEF_SYSTEM_PROMPTS,
 		DEF_MAX_TOKENS, DEF_INFLIGHT, DEF_LAYERS, DEF_KV_HEADS, DEF_HEAD_DIM,
 		DEF_MLA_DIM, DEF_BLOCK_TOKENS, (unsigned long long)(DEF_HOST_BYTES >> 20),
