@@ -920,6 +920,50 @@ static int t_host_first(void)
 
 /* ------------------------------------------------------------------ cascade */
 
+/*
+ * The fixture of the kv.h-level tier tests below: a 2-layer geometry, a
+ * memory server for its blocks, and an engine cache of nb blocks (vLLM NHD,
+ * host memory). It must not be copied (ec points into it).
+ */
+struct tfix {
+	struct kv_geometry g;
+	size_t bb, slot, P;     /* block, host slot, one plane of one block */
+	uint8_t *eng;
+	void *layers[2];
+	struct kv_engine_cache ec;
+	struct server s;
+	char peers[64];
+};
+
+static int tfix_open(struct tfix *f, uint32_t nb, const char *pool)
+{
+	char bbs[32];
+
+	memset(f, 0, sizeof(*f));
+	f->g = (struct kv_geometry){ 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
+	f->bb = kv_geometry_block_bytes(&f->g);
+	f->slot = (f->bb + 4095) & ~(size_t)4095;
+	f->P = f->bb / 4;
+	snprintf(bbs, sizeof(bbs), "%zu", f->bb);
+	if (server_start(&f->s, 0, pool, bbs, "-q", NULL)) {
+		fprintf(stderr, "FAIL cannot start a server\n");
+		return -1;
+	}
+	snprintf(f->peers, sizeof(f->peers), "127.0.0.1:%d", f->s.port);
+	f->eng = calloc(2, 2 * nb * f->P);
+	f->layers[0] = f->eng;
+	f->layers[1] = f->eng + 2 * nb * f->P;
+	f->ec = (struct kv_engine_cache){ .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
+					  .num_blocks = nb, .layers = f->layers };
+	return 0;
+}
+
+static void tfix_close(struct tfix *f)
+{
+	free(f->eng);
+	server_kill(&f->s, SIGTERM);
+}
+
 /* Engine block b of a 2-layer NHD cache (nb blocks, plane P bytes) filled from seed. */
 static void eng_block(void *const *layers, uint32_t nb, size_t P, uint32_t b, uint64_t seed,
 		      bool check, int *bad)
@@ -948,30 +992,21 @@ static void eng_block(void *const *layers, uint32_t nb, size_t P, uint32_t b, ui
 static int t_cascade(void)
 {
 	const uint32_t nb = 8, N = 300;
-	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
-	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
-	size_t P = bb / 4;
-	char bbs[32], peers[64], disk[300];
-	struct server s;
-	snprintf(bbs, sizeof(bbs), "%zu", bb);
-	if (server_start(&s, 0, "64M", bbs, "-q", NULL)) {
-		fprintf(stderr, "FAIL cannot start a server\n");
+	struct tfix F;
+	char disk[300];
+	if (tfix_open(&F, nb, "64M"))
 		return 1;
-	}
-	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	void *const *layers = F.layers;
+	size_t P = F.P;
 	snprintf(disk, sizeof(disk), "%s/cascade.%d.disk", tmpdir, getpid());
 	unlink(disk);
-	struct kv_config cfg = { .geometry = g, .host_bytes = slot * nb, .disk_path = disk,
-				 .disk_bytes = 2u << 20, .peers = peers, .ns_root = { rnd(), rnd() },
+	struct kv_config cfg = { .geometry = F.g, .host_bytes = F.slot * nb, .disk_path = disk,
+				 .disk_bytes = 2u << 20, .peers = F.peers, .ns_root = { rnd(), rnd() },
 				 .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_DEMOTE_ALL,
 				 .admit = KV_ADMIT_ALL };
 	struct kv *kv;
 	CHECK(kv_open(&cfg, &kv) == 0, "kv_open");
-	uint8_t *eng = calloc(2, 2 * nb * P);
-	void *layers[2] = { eng, eng + 2 * nb * P };
-	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
-				      .num_blocks = nb, .layers = layers };
-	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	CHECK(kv_attach(kv, &F.ec) == 0, "kv_attach");
 	kv_hash *h = calloc(N, sizeof(*h));
 	for (uint32_t i = 0; i < N; i++)
 		h[i] = (kv_hash){ rnd(), rnd() };
@@ -1009,10 +1044,9 @@ static int t_cascade(void)
 	CHECK(st.tier[KV_TIER_REMOTE].hits > 0, "no remote hits");
 	CHECK(st.tier[KV_TIER_DISK].hits > 0, "no disk hits");
 	kv_close(kv);
-	free(eng);
 	free(h);
 	unlink(disk);
-	server_kill(&s, SIGTERM);
+	tfix_close(&F);
 	return failures ? 1 : 0;
 }
 
@@ -1027,29 +1061,20 @@ static int t_cascade(void)
 static int t_write_through(void)
 {
 	const uint32_t nb = 8, N = 32;
-	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
-	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
-	size_t P = bb / 4;
-	char bbs[32], peers[64];
-	struct server s;
-	snprintf(bbs, sizeof(bbs), "%zu", bb);
-	if (server_start(&s, 0, "16M", bbs, "-q", NULL)) {
-		fprintf(stderr, "FAIL cannot start a server\n");
+	struct tfix F;
+	if (tfix_open(&F, nb, "16M"))
 		return 1;
-	}
-	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	void *const *layers = F.layers;
+	size_t P = F.P, bb = F.bb;
 	kv_hash root = { rnd(), rnd() };
-	struct kv_config ca = { .geometry = g, .host_bytes = slot * 4 * N, .peers = peers,
+	struct kv_config ca = { .geometry = F.g, .host_bytes = F.slot * 4 * N, .peers = F.peers,
 				.ns_root = root, .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA |
 				KV_F_WRITE_THROUGH }, cb = ca;
 	cb.flags &= ~KV_F_WRITE_THROUGH;
 	struct kv *a, *b, *a2;
 	CHECK(kv_open(&ca, &a) == 0 && kv_open(&cb, &b) == 0 && kv_open(&cb, &a2) == 0, "kv_open");
-	uint8_t *eng = calloc(2, 2 * nb * P);
-	void *layers[2] = { eng, eng + 2 * nb * P };
-	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
-				      .num_blocks = nb, .layers = layers };
-	CHECK(kv_attach(a, &ec) == 0 && kv_attach(b, &ec) == 0 && kv_attach(a2, &ec) == 0, "attach");
+	CHECK(kv_attach(a, &F.ec) == 0 && kv_attach(b, &F.ec) == 0 && kv_attach(a2, &F.ec) == 0,
+	      "attach");
 	kv_hash h[40];
 	for (uint32_t i = 0; i < 40; i++)
 		h[i] = (kv_hash){ rnd(), rnd() };
@@ -1092,8 +1117,7 @@ static int t_write_through(void)
 	kv_close(a);
 	kv_close(a2);
 	kv_close(b);
-	free(eng);
-	server_kill(&s, SIGTERM);
+	tfix_close(&F);
 	return failures ? 1 : 0;
 }
 
@@ -1108,30 +1132,21 @@ static int t_write_through(void)
 static int t_tier_order(void)
 {
 	const uint32_t nb = 8, N = 48;
-	struct kv_geometry g = { 2, 2, 16, 2, 64, KV_DTYPE_FP16 };
-	size_t bb = kv_geometry_block_bytes(&g), slot = (bb + 4095) & ~(size_t)4095;
-	size_t P = bb / 4;
-	char bbs[32], peers[64], disk[300];
-	struct server s;
-	snprintf(bbs, sizeof(bbs), "%zu", bb);
-	if (server_start(&s, 0, "16M", bbs, "-q", NULL)) {
-		fprintf(stderr, "FAIL cannot start a server\n");
+	struct tfix F;
+	char disk[300];
+	if (tfix_open(&F, nb, "16M"))
 		return 1;
-	}
-	snprintf(peers, sizeof(peers), "127.0.0.1:%d", s.port);
+	void *const *layers = F.layers;
+	size_t P = F.P;
 	snprintf(disk, sizeof(disk), "%s/order.%d.disk", tmpdir, getpid());
 	unlink(disk);
-	struct kv_config cfg = { .geometry = g, .host_bytes = slot * 2 * N, .disk_path = disk,
-				 .disk_bytes = 8u << 20, .peers = peers, .ns_root = { rnd(), rnd() },
+	struct kv_config cfg = { .geometry = F.g, .host_bytes = F.slot * 2 * N, .disk_path = disk,
+				 .disk_bytes = 8u << 20, .peers = F.peers, .ns_root = { rnd(), rnd() },
 				 .admit = KV_ADMIT_ALL,
 				 .flags = KV_F_QUIET | KV_F_REMOTE_NO_RDMA | KV_F_WRITE_THROUGH };
 	struct kv *kv;
 	CHECK(kv_open(&cfg, &kv) == 0, "kv_open");
-	uint8_t *eng = calloc(2, 2 * nb * P);
-	void *layers[2] = { eng, eng + 2 * nb * P };
-	struct kv_engine_cache ec = { .mem = KV_MEM_HOST, .layout = KV_LAYOUT_VLLM_NHD,
-				      .num_blocks = nb, .layers = layers };
-	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	CHECK(kv_attach(kv, &F.ec) == 0, "kv_attach");
 	kv_hash h[48];
 	struct kv_completion c;
 	for (uint32_t i = 0; i < N; i++)
@@ -1148,7 +1163,7 @@ static int t_tier_order(void)
 	cfg.flags &= ~KV_F_WRITE_THROUGH;
 	CHECK(kv_open(&cfg, &kv) == 0, "reopen");
 	unsetenv("KV_DISK_FAULT_DELAY_MS");
-	CHECK(kv_attach(kv, &ec) == 0, "kv_attach");
+	CHECK(kv_attach(kv, &F.ec) == 0, "kv_attach");
 	uint8_t tiers[48];
 	CHECK(kv_lookup(kv, h, N, tiers) == (int)N, "all present");
 	int bad = 0;
@@ -1182,9 +1197,8 @@ static int t_tier_order(void)
 	CHECK(st1.tier[KV_TIER_REMOTE].hits - st0.tier[KV_TIER_REMOTE].hits == 24 &&
 	      st1.tier[KV_TIER_DISK].hits == st0.tier[KV_TIER_DISK].hits, "loads did not use the faster tier");
 	kv_close(kv);
-	free(eng);
 	unlink(disk);
-	server_kill(&s, SIGTERM);
+	tfix_close(&F);
 	return failures ? 1 : 0;
 }
 
